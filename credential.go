@@ -1,0 +1,291 @@
+package mitoken
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Credential gets access tokens for a managed identity.
+type Credential interface {
+	// GetToken returns a token for resource: an App ID URI such as
+	// "https://vault.azure.net", or a scope ending in "/.default", which is
+	// trimmed. A cached token is returned while it is fresh; otherwise the
+	// call waits for the endpoint until ctx ends.
+	GetToken(ctx context.Context, resource string) (Token, error)
+}
+
+// Token is an access token and what is known of its lifetime. Printing a
+// Token with fmt, or logging it with log/slog, never shows AccessToken.
+type Token struct {
+	AccessToken string
+	// TokenType is always "Bearer".
+	TokenType string
+	// ExpiresOn is when the token stops being valid.
+	ExpiresOn time.Time
+	// RefreshOn is when the cache starts renewing the token in the background.
+	RefreshOn time.Time
+	// Resource is the resource the token is for, as the endpoint named it
+	// (or as requested, when the endpoint did not say).
+	Resource string
+	// ClientID is the client ID of the identity the token was issued to,
+	// when the endpoint says.
+	ClientID string
+}
+
+const redacted = "<redacted>"
+
+// String describes the token without its secret.
+func (t Token) String() string {
+	access := ""
+	if t.AccessToken != "" {
+		access = redacted
+	}
+	return fmt.Sprintf("mitoken.Token{AccessToken: %s, TokenType: %s, Resource: %s, ClientID: %s, ExpiresOn: %s, RefreshOn: %s}",
+		access, t.TokenType, t.Resource, t.ClientID,
+		t.ExpiresOn.UTC().Format(time.RFC3339), t.RefreshOn.UTC().Format(time.RFC3339))
+}
+
+// GoString is String, so %#v does not show the secret either.
+func (t Token) GoString() string { return t.String() }
+
+// Format writes String for every verb, so no fmt verb shows the secret.
+func (t Token) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, t.String()) }
+
+// LogValue lets log/slog record a Token without its secret.
+func (t Token) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("token_type", t.TokenType),
+		slog.String("resource", t.Resource),
+		slog.String("client_id", t.ClientID),
+		slog.Time("expires_on", t.ExpiresOn),
+		slog.Time("refresh_on", t.RefreshOn),
+	)
+}
+
+// Option configures a credential. Options are checked by the constructor,
+// which returns an *ArgumentError for a bad one.
+type Option func(*config)
+
+// identityKind says which user-assigned identity is asked for, if any.
+type identityKind int
+
+const (
+	systemAssigned identityKind = iota
+	byClientID
+	byObjectID
+	byResourceID
+)
+
+type identity struct {
+	kind  identityKind
+	value string
+}
+
+// describe names the identity for error messages ("client_id 1234...").
+func (id identity) describe() string {
+	switch id.kind {
+	case byClientID:
+		return "client ID " + id.value
+	case byObjectID:
+		return "object ID " + id.value
+	case byResourceID:
+		return "resource ID " + id.value
+	}
+	return "system-assigned identity"
+}
+
+type config struct {
+	id         identity
+	idOptions  []string // names of the identity options given, to refuse two
+	forceSys   bool
+	endpoint   string
+	httpClient *http.Client
+	logger     *slog.Logger
+	cache      *Cache
+	arcDir     string
+	errs       []error
+
+	// Test hooks: shorten retry waits, bound the detached fetch.
+	retryWait    func(time.Duration) time.Duration
+	fetchTimeout time.Duration
+	probe        bool // fail fast when nothing listens (New's auto-selected IMDS)
+}
+
+func userAssigned(name string, kind identityKind, value string) Option {
+	return func(c *config) {
+		c.idOptions = append(c.idOptions, name)
+		if strings.TrimSpace(value) == "" {
+			c.errs = append(c.errs, &ArgumentError{Name: name, Problem: "the ID is empty; omit the option to use the system-assigned identity"})
+			return
+		}
+		c.id = identity{kind: kind, value: value}
+	}
+}
+
+// WithClientID selects a user-assigned identity by its client (application) ID.
+func WithClientID(id string) Option { return userAssigned("WithClientID", byClientID, id) }
+
+// WithObjectID selects a user-assigned identity by its object (principal) ID.
+func WithObjectID(id string) Option { return userAssigned("WithObjectID", byObjectID, id) }
+
+// WithResourceID selects a user-assigned identity by its full ARM resource ID
+// (/subscriptions/.../providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME).
+func WithResourceID(id string) Option { return userAssigned("WithResourceID", byResourceID, id) }
+
+// WithSystemAssigned asks for the system-assigned identity even when
+// AZURE_CLIENT_ID is set in the environment.
+func WithSystemAssigned() Option { return func(c *config) { c.forceSys = true } }
+
+// WithEndpoint sets the URL of the source's token endpoint, overriding the
+// default and the environment. For IMDS a URL with no path gets the standard
+// token path.
+func WithEndpoint(u string) Option { return func(c *config) { c.endpoint = u } }
+
+// WithHTTPClient sets the HTTP client for token requests. Its redirect policy
+// is replaced: token requests never follow redirects. Its Timeout bounds each
+// attempt. Retries are made by mitoken around it.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *config) {
+		if hc == nil {
+			c.errs = append(c.errs, &ArgumentError{Name: "WithHTTPClient", Problem: "the client is nil"})
+			return
+		}
+		c.httpClient = hc
+	}
+}
+
+// WithLogger sets where mitoken logs requests, retries and refreshes. Records
+// name the source, the endpoint's host, statuses and timings; never a token,
+// a secret header or a query string. The default logs nothing.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithCache gives the credential its own cache instead of the process-wide
+// one that credentials share by default.
+func WithCache(cache *Cache) Option {
+	return func(c *config) {
+		if cache == nil {
+			c.errs = append(c.errs, &ArgumentError{Name: "WithCache", Problem: "the cache is nil; use NewCache()"})
+			return
+		}
+		c.cache = cache
+	}
+}
+
+func newConfig(opts []Option) (*config, error) {
+	c := &config{}
+	for _, o := range opts {
+		if o == nil {
+			return nil, &ArgumentError{Name: "option", Problem: "a nil Option was passed"}
+		}
+		o(c)
+	}
+	if len(c.errs) > 0 {
+		return nil, c.errs[0]
+	}
+	if len(c.idOptions) > 1 {
+		return nil, &ArgumentError{Name: strings.Join(c.idOptions, " and "),
+			Problem: "a credential uses one identity; pass at most one of WithClientID, WithObjectID and WithResourceID"}
+	}
+	if c.forceSys && len(c.idOptions) > 0 {
+		return nil, &ArgumentError{Name: "WithSystemAssigned", Problem: "it cannot be combined with " + c.idOptions[0]}
+	}
+	if len(c.idOptions) == 0 && !c.forceSys {
+		if v := strings.TrimSpace(os.Getenv(envClientID)); v != "" {
+			c.id = identity{kind: byClientID, value: v}
+		}
+	}
+	if c.cache == nil {
+		c.cache = defaultCache
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.fetchTimeout == 0 {
+		c.fetchTimeout = defaultFetchTimeout
+	}
+	return c, nil
+}
+
+// Environment variables, with the names the Azure SDKs use.
+const (
+	envClientID       = "AZURE_CLIENT_ID"
+	envIMDSHost       = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
+	envIdentityEP     = "IDENTITY_ENDPOINT"
+	envIdentityHeader = "IDENTITY_HEADER"
+	envIMDSEndpoint   = "IMDS_ENDPOINT"
+)
+
+// parseEndpoint checks an endpoint URL from an option or the environment.
+func parseEndpoint(origin, raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, &ArgumentError{Name: origin, Problem: fmt.Sprintf("%q is not an absolute http or https URL", raw)}
+	}
+	if u.User != nil {
+		return nil, &ArgumentError{Name: origin, Problem: "the URL must not carry user information"}
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return u, nil
+}
+
+// New returns a credential for the managed-identity source of this host,
+// chosen from the environment. With nothing in the environment it uses IMDS,
+// and its first request gives up within about a second when nothing answers,
+// returning an error for which errors.Is(err, ErrUnavailable) holds.
+func New(opts ...Option) (Credential, error) {
+	return newIMDS(append([]Option{func(c *config) { c.probe = true }}, opts...))
+}
+
+// base is what every source shares: argument checks and the cache.
+type base struct {
+	source       string
+	scope        *scope
+	fetch        fetcher
+	fetchTimeout time.Duration
+	logger       *slog.Logger
+}
+
+func newBase(source, endpoint string, cfg *config, f fetcher) base {
+	return base{
+		source:       source,
+		scope:        cfg.cache.scope(scopeKey{source: source, endpoint: endpoint, id: cfg.id}),
+		fetch:        f,
+		fetchTimeout: cfg.fetchTimeout,
+		logger:       cfg.logger,
+	}
+}
+
+// getToken is the whole GetToken of every source. On a cache hit it does no
+// more than a map lookup, an atomic load and a clock read.
+func (b *base) getToken(ctx context.Context, resource string) (Token, error) {
+	resource = strings.TrimSuffix(resource, "/.default")
+	if tok, ok := b.hit(resource); ok {
+		return tok, nil
+	}
+	if err := checkResource(resource); err != nil {
+		return Token{}, err
+	}
+	if ctx == nil {
+		return Token{}, &ArgumentError{Name: "ctx", Problem: "the context is nil; pass context.Background() or a request's context"}
+	}
+	return b.miss(ctx, resource)
+}
+
+func checkResource(r string) error {
+	if r == "" {
+		return &ArgumentError{Name: "resource", Problem: `it is empty; pass an App ID URI such as "https://vault.azure.net"`}
+	}
+	for i := 0; i < len(r); i++ {
+		if r[i] <= ' ' || r[i] == 0x7f {
+			return &ArgumentError{Name: "resource", Problem: fmt.Sprintf("%q holds white space or a control character; pass one resource or scope", r)}
+		}
+	}
+	return nil
+}

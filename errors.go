@@ -1,0 +1,99 @@
+package mitoken
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ErrUnavailable means the managed-identity source is not present here: no
+// endpoint is configured or answering, or the endpoint says this host has no
+// such identity. Test for it with errors.Is to fall back to another credential.
+var ErrUnavailable = errors.New("managed identity is not available")
+
+// ResponseError is returned when a managed-identity endpoint answered with an
+// error, or with a 200 whose body cannot be used. It never holds the token or
+// a secret header; the endpoint's own text is shortened and stripped of
+// control characters.
+type ResponseError struct {
+	// Source names the source that made the request: "imds", "appservice" or "arc".
+	Source string
+	// StatusCode is the HTTP status of the last answer.
+	StatusCode int
+	// ErrorCode and Description are the endpoint's "error" and
+	// "error_description" fields, when it sent them.
+	ErrorCode   string
+	Description string
+	// Attempts is how many requests were made, retries included.
+	Attempts int
+	// Message, when set, is mitoken's own explanation of what the answer means.
+	Message string
+
+	err error // what Unwrap returns: ErrUnavailable or a decoding error
+}
+
+func (e *ResponseError) Error() string {
+	var b strings.Builder
+	b.WriteString("mitoken: ")
+	b.WriteString(e.Source)
+	b.WriteString(": ")
+	if e.Message != "" {
+		b.WriteString(e.Message)
+		b.WriteString(" (")
+	}
+	b.WriteString("HTTP ")
+	b.WriteString(strconv.Itoa(e.StatusCode))
+	if e.ErrorCode != "" {
+		b.WriteString(" ")
+		b.WriteString(e.ErrorCode)
+	}
+	if e.Description != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Description)
+	}
+	if e.Message != "" {
+		b.WriteString(")")
+	}
+	if e.err != nil && e.err != ErrUnavailable {
+		b.WriteString(": ")
+		b.WriteString(e.err.Error())
+	}
+	fmt.Fprintf(&b, " after %d attempt", e.Attempts)
+	if e.Attempts != 1 {
+		b.WriteString("s")
+	}
+	return b.String()
+}
+
+// Unwrap returns ErrUnavailable when the answer means the identity does not
+// exist here, or the decoding error for an unusable 200, else nil.
+func (e *ResponseError) Unwrap() error { return e.err }
+
+// ArgumentError reports an invalid argument or option, found before any
+// request is made.
+type ArgumentError struct {
+	// Name is the argument or option at fault, such as "resource" or "WithClientID".
+	Name string
+	// Problem says what is wrong with it and what to do.
+	Problem string
+}
+
+func (e *ArgumentError) Error() string { return "mitoken: invalid " + e.Name + ": " + e.Problem }
+
+// unavailable wraps cause (which may be nil) so that errors.Is(err,
+// ErrUnavailable) holds and errors.Is/As still reach the cause.
+func unavailable(source, what string, cause error) error {
+	if cause == nil {
+		return fmt.Errorf("mitoken: %s: %s: %w", source, what, ErrUnavailable)
+	}
+	return fmt.Errorf("mitoken: %s: %s: %w: %w", source, what, ErrUnavailable, cause)
+}
+
+// panicError stands for a panic inside a token request. It does not carry the
+// panic value, which could hold anything, secrets included.
+type panicError struct{ source string }
+
+func (e *panicError) Error() string {
+	return "mitoken: " + e.source + ": internal error: the token request panicked (the value is not shown because it may contain secrets)"
+}

@@ -1,0 +1,228 @@
+package mitoken
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/mitoken/mitoken/internal/clock"
+	"github.com/mitoken/mitoken/internal/retry"
+	"github.com/mitoken/mitoken/internal/wire"
+)
+
+// The HTTP path every source shares: one retrying client per credential over
+// a connection pool per source kind, no redirects, no proxy for link-local
+// endpoints, waits that honour the context, and typed errors that name the
+// endpoint's host but never its query string or headers.
+
+const (
+	// attemptTimeout bounds one HTTP attempt (connect, headers and body).
+	attemptTimeout = 30 * time.Second
+	// dialTimeout bounds connecting to an endpoint; probeDialTimeout does
+	// when New chose IMDS by default and nothing is known to listen.
+	dialTimeout      = 5 * time.Second
+	probeDialTimeout = time.Second
+)
+
+// newTransport returns a transport for local token endpoints: never through
+// a proxy (IMDS is link-local and rejects forwarded requests; the others are
+// on loopback), with the connect timeout taken from the request's context.
+func newTransport() *http.Transport {
+	d := &net.Dialer{KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			timeout := dialTimeout
+			if st, ok := ctx.Value(stateKey{}).(*requestState); ok && st.probe {
+				timeout = probeDialTimeout
+			}
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			return d.DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: attemptTimeout,
+	}
+}
+
+// sharedTransport pools connections for every credential that did not bring
+// its own HTTP client.
+var sharedTransport = newTransport()
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// sender makes one source's token requests with that source's retry policy.
+type sender struct {
+	source string
+	policy retry.Policy
+	client *retryablehttp.Client
+	clock  clock.Clock
+	logger *slog.Logger
+	wait   func(time.Duration) time.Duration // test hook: shorten waits
+}
+
+// requestState travels in the request context so the retry hooks, which the
+// retrying client shares between requests, can count and judge each one.
+type requestState struct {
+	probe    bool
+	attempts int
+	started  time.Time
+}
+
+type stateKey struct{}
+
+func newSender(source string, policy retry.Policy, cfg *config) *sender {
+	hc := &http.Client{Transport: sharedTransport, Timeout: attemptTimeout}
+	if cfg.httpClient != nil {
+		copied := *cfg.httpClient
+		hc = &copied
+	}
+	hc.CheckRedirect = noRedirect
+	s := &sender{source: source, policy: policy, clock: cfg.cache.clock, logger: cfg.logger, wait: cfg.retryWait}
+	s.client = &retryablehttp.Client{
+		HTTPClient:   hc,
+		Logger:       nil, // its own logger prints URLs; we log through s.logger
+		RetryMax:     policy.MaxRetries,
+		CheckRetry:   s.checkRetry,
+		Backoff:      s.backoff,
+		ErrorHandler: keepLastResponse,
+	}
+	return s
+}
+
+// keepLastResponse hands the last response (or error) back to the source,
+// which turns it into a typed error; retryablehttp's default would drop it.
+func keepLastResponse(resp *http.Response, err error, _ int) (*http.Response, error) {
+	return resp, err
+}
+
+func (s *sender) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	st, _ := ctx.Value(stateKey{}).(*requestState)
+	if st == nil {
+		st = &requestState{} // never nil in practice: do always sets it
+	}
+	st.attempts++
+	attrs := []any{slog.String("source", s.source), slog.Int("attempt", st.attempts),
+		slog.Duration("elapsed", s.clock.Now().Sub(st.started))}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return false, ctxErr
+	}
+	if err != nil {
+		if isDialError(err) && st.probe {
+			return false, err // nothing listens: no retries when only probing
+		}
+		s.logger.Warn("mitoken: token request failed; retrying", append(attrs, slog.String("error", describeTransportError(err)))...)
+		return true, nil
+	}
+	s.logger.Debug("mitoken: token endpoint answered", append(attrs, slog.String("host", resp.Request.URL.Host), slog.Int("status", resp.StatusCode))...)
+	if !s.policy.Retries(resp.StatusCode) {
+		return false, nil
+	}
+	if ra := retry.RetryAfter(resp.Header, s.clock.Now()); ra > s.policy.MaxRetryAfter {
+		s.logger.Warn("mitoken: endpoint asked to retry later than mitoken waits; giving up",
+			append(attrs, slog.Int("status", resp.StatusCode), slog.Duration("retry_after", ra))...)
+		return false, nil
+	}
+	s.logger.Warn("mitoken: token endpoint answered a retryable status; retrying", append(attrs, slog.Int("status", resp.StatusCode))...)
+	return true, nil
+}
+
+func (s *sender) backoff(_, _ time.Duration, attempt int, resp *http.Response) time.Duration {
+	var ra time.Duration
+	if resp != nil {
+		ra = retry.RetryAfter(resp.Header, s.clock.Now())
+	}
+	d := s.policy.Delay(attempt, ra)
+	if s.wait != nil {
+		d = s.wait(d)
+	}
+	return d
+}
+
+// do sends req with retries and returns the last response, whose body the
+// caller must close, and the number of attempts made. A transport failure is
+// returned as an error naming the host; one where nothing could be reached
+// also satisfies errors.Is(err, ErrUnavailable).
+func (s *sender) do(ctx context.Context, req *http.Request, probe bool) (*http.Response, int, error) {
+	st := &requestState{probe: probe, started: s.clock.Now()}
+	ctx = context.WithValue(ctx, stateKey{}, st)
+	rreq, err := retryablehttp.FromRequest(req.WithContext(ctx))
+	if err != nil {
+		return nil, 0, fmt.Errorf("mitoken: %s: building the token request: %w", s.source, err)
+	}
+	resp, err := s.client.Do(rreq)
+	if err == nil {
+		return resp, st.attempts, nil
+	}
+	if resp != nil {
+		resp.Body.Close()
+	}
+	host := req.URL.Host
+	switch {
+	case ctx.Err() != nil:
+		return nil, st.attempts, fmt.Errorf("mitoken: %s: token request to %s stopped after %d attempt(s): %w", s.source, host, st.attempts, ctx.Err())
+	case isDialError(err):
+		return nil, st.attempts, unavailable(s.source, fmt.Sprintf("nothing answered at %s after %d attempt(s)", host, st.attempts), unwrapURLError(err))
+	}
+	return nil, st.attempts, fmt.Errorf("mitoken: %s: token request to %s failed after %d attempt(s): %w", s.source, host, st.attempts, unwrapURLError(err))
+}
+
+// unwrapURLError drops the *url.Error layer, whose text holds the full URL
+// and so the query string with identity IDs.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func describeTransportError(err error) string { return unwrapURLError(err).Error() }
+
+// isDialError reports whether err means no connection could be made.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// readToken turns the final response of a token request into a token or a
+// *ResponseError. It closes the body.
+func (s *sender) readToken(resp *http.Response, attempts int) (wire.Token, wire.ErrorBody, error) {
+	defer resp.Body.Close()
+	body, err := wire.ReadBody(resp.Body)
+	if err != nil {
+		return wire.Token{}, wire.ErrorBody{}, &ResponseError{Source: s.source, StatusCode: resp.StatusCode, Attempts: attempts,
+			Message: "could not read the response", err: err}
+	}
+	if resp.StatusCode != http.StatusOK {
+		eb := wire.DecodeErrorBody(body)
+		return wire.Token{}, eb, &ResponseError{Source: s.source, StatusCode: resp.StatusCode, Attempts: attempts,
+			ErrorCode: eb.Code, Description: eb.Description, Message: statusMessage(resp)}
+	}
+	tok, err := wire.DecodeToken(body, s.clock.Now())
+	if err != nil {
+		return wire.Token{}, wire.ErrorBody{}, &ResponseError{Source: s.source, StatusCode: resp.StatusCode, Attempts: attempts, err: err}
+	}
+	return tok, wire.ErrorBody{}, nil
+}
+
+func statusMessage(resp *http.Response) string {
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return "the token endpoint answered with a redirect, which mitoken does not follow"
+	case resp.StatusCode == http.StatusTooManyRequests:
+		return "the token endpoint is throttling requests"
+	case resp.StatusCode >= 500:
+		return "the token endpoint failed"
+	}
+	return ""
+}
