@@ -110,6 +110,7 @@ type config struct {
 	logger     *slog.Logger
 	cache      *Cache
 	arcDir     string
+	idHeader   string
 	errs       []error
 
 	// Test hooks: shorten retry waits, bound the detached fetch.
@@ -175,6 +176,33 @@ func WithCache(cache *Cache) Option {
 			return
 		}
 		c.cache = cache
+	}
+}
+
+// WithArcTokenDir sets the directory from which the Arc source reads
+// challenge key files, instead of the agent's own
+// (/var/opt/azcmagent/tokens on Linux). It exists for tests and emulators
+// that run without root; it is deliberately not settable from the
+// environment. Other sources ignore it.
+func WithArcTokenDir(dir string) Option {
+	return func(c *config) {
+		if strings.TrimSpace(dir) == "" {
+			c.errs = append(c.errs, &ArgumentError{Name: "WithArcTokenDir", Problem: "the directory is empty"})
+			return
+		}
+		c.arcDir = dir
+	}
+}
+
+// WithIdentityHeader sets the App Service secret sent as X-IDENTITY-HEADER,
+// overriding IDENTITY_HEADER. Other sources ignore it.
+func WithIdentityHeader(secret string) Option {
+	return func(c *config) {
+		if secret == "" {
+			c.errs = append(c.errs, &ArgumentError{Name: "WithIdentityHeader", Problem: "the secret is empty"})
+			return
+		}
+		c.idHeader = secret
 	}
 }
 
