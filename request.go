@@ -39,11 +39,7 @@ func newTransport() *http.Transport {
 	return &http.Transport{
 		Proxy: nil,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			timeout := dialTimeout
-			if st, ok := ctx.Value(stateKey{}).(*requestState); ok && st.probe {
-				timeout = probeDialTimeout
-			}
-			ctx, cancel := context.WithTimeout(ctx, timeout)
+			ctx, cancel := context.WithTimeout(ctx, dialTimeoutFor(ctx))
 			defer cancel()
 			return d.DialContext(ctx, network, addr)
 		},
@@ -52,6 +48,14 @@ func newTransport() *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: attemptTimeout,
 	}
+}
+
+// dialTimeoutFor is probeDialTimeout for a probing request, else dialTimeout.
+func dialTimeoutFor(ctx context.Context) time.Duration {
+	if st, ok := ctx.Value(stateKey{}).(*requestState); ok && st.probe {
+		return probeDialTimeout
+	}
+	return dialTimeout
 }
 
 // sharedTransport pools connections for every credential that did not bring

@@ -140,16 +140,22 @@ func DecodeToken(body []byte, now time.Time) (Token, error) {
 }
 
 // expiry picks the token's expiry: expires_on when it parses and is plausible,
-// else expires_in, else an error naming what was wrong.
+// else expires_in, else an error naming what was wrong. An expires_on that
+// parses but lies in the past is an error, not a reason to try expires_in.
 func expiry(raw tokenJSON, now time.Time) (time.Time, error) {
 	var onErr error
 	if raw.ExpiresOn.set {
 		t, err := ParseExpiresOn(raw.ExpiresOn.s)
 		if err == nil {
 			err = plausible("expires_on", raw.ExpiresOn.s, t, now)
-		}
-		if err == nil {
-			return t, nil
+			if err == nil {
+				return t, nil
+			}
+			if !t.After(now) {
+				// A well-formed expiry in the past is the endpoint's word:
+				// the token is dead, whatever expires_in says.
+				return time.Time{}, err
+			}
 		}
 		onErr = err
 	}
