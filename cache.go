@@ -99,10 +99,12 @@ type scope struct {
 	key   scopeKey
 	mu    sync.Mutex                       // serializes writers of cells
 	cells atomic.Pointer[map[string]*cell] // copy-on-write: readers never lock
+	first atomic.Pointer[cell]             // the first resource asked for, checked before the map
 }
 
 // cell holds the token for one resource of a scope.
 type cell struct {
+	resource   string
 	flightKey  string
 	entry      atomic.Pointer[entry]
 	failed     atomic.Pointer[failure]
@@ -138,6 +140,10 @@ func (c *Cache) scope(key scopeKey) *scope {
 }
 
 func (s *scope) lookup(resource string) *cell {
+	// Most credentials ask for one resource: compare it before hashing.
+	if one := s.first.Load(); one != nil && one.resource == resource {
+		return one
+	}
 	if m := s.cells.Load(); m != nil {
 		return (*m)[resource]
 	}
@@ -162,9 +168,12 @@ func (s *scope) cellFor(resource string) *cell {
 			m[k] = v
 		}
 	}
-	cl := &cell{flightKey: s.key.source + "\x00" + s.key.endpoint + "\x00" + s.key.id.describe() + "\x00" + resource}
+	cl := &cell{resource: resource, flightKey: s.key.source + "\x00" + s.key.endpoint + "\x00" + s.key.id.describe() + "\x00" + resource}
 	m[resource] = cl
 	s.cells.Store(&m)
+	if old == nil {
+		s.first.Store(cl)
+	}
 	return cl
 }
 
