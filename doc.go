@@ -1,0 +1,55 @@
+// Package mitoken gets Azure managed-identity access tokens for Go programs
+// and hands them to any HTTP client.
+//
+// A managed identity is an identity Azure gives to a VM, a scale set, an App
+// Service or Functions app, an Arc-enabled server and other hosts. Code
+// running there asks a local endpoint for an access token; no secret is kept
+// in the program. mitoken speaks to that endpoint:
+//
+//   - IMDS, the Instance Metadata Service of VMs, scale sets and AKS nodes
+//     (NewIMDS);
+//
+// New picks the source from the environment, with the variable names the
+// Azure SDKs use, so existing deployments work unchanged.
+//
+// # Quick start
+//
+//	cred, err := mitoken.New() // or mitoken.New(mitoken.WithClientID("..."))
+//	if err != nil {
+//		return err
+//	}
+//	tok, err := cred.GetToken(ctx, "https://vault.azure.net")
+//	if errors.Is(err, mitoken.ErrUnavailable) {
+//		// not on Azure, or no identity assigned: fall back
+//	}
+//	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+//
+// # Caching
+//
+// Every credential keeps its tokens in a Cache, shared by default by all
+// credentials of the process. A cached token is returned without locks or
+// allocations; it is renewed in the background before it expires (at
+// half-life for tokens living two hours or more, else five minutes before
+// expiry, or when the endpoint's refresh_in says), so callers never wait
+// while their token is still good. Concurrent callers that find no token
+// share one request. Building a credential per request is therefore cheap
+// and does not multiply requests to the endpoint, which throttles.
+//
+// # Errors
+//
+// errors.Is(err, ErrUnavailable) holds when the source is not present (no
+// endpoint, nothing listening, no identity assigned). A *ResponseError
+// carries the status, the endpoint's error code and description and the
+// number of attempts when the endpoint answered with an error. Bad arguments
+// give an *ArgumentError before any request. No error, log record or
+// formatted Token ever contains an access token or a secret.
+//
+// # Retries
+//
+// IMDS requests are retried on 404, 410, 429 and 5xx with exponential,
+// jittered waits (2 s doubling to 25 s, six retries: over 70 s, as Microsoft
+// asks for IMDS upgrades), honouring Retry-After. A credential chosen by New
+// because nothing else was configured tries IMDS once with a one-second
+// connect timeout, so a program off Azure learns ErrUnavailable at once.
+// Token requests never follow redirects and IMDS requests never use a proxy.
+package mitoken
