@@ -95,20 +95,37 @@ type tokenJSON struct {
 }
 
 // DecodeToken parses a 200 body. now is the time the response arrived; it is
-// used for expires_in and to refuse tokens that are already expired.
+// used for expires_in and to refuse tokens that are already expired. An error
+// never repeats the access token, even when another field echoes it.
 func DecodeToken(body []byte, now time.Time) (Token, error) {
+	t, secret, err := decodeToken(body, now)
+	if err != nil {
+		var de *DecodeError
+		if secret != "" && errors.As(err, &de) {
+			de.Reason = strings.ReplaceAll(de.Reason, secret, "<redacted>")
+		}
+		return Token{}, err
+	}
+	return t, nil
+}
+
+func decodeToken(body []byte, now time.Time) (Token, string, error) {
 	var raw tokenJSON
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return Token{}, &DecodeError{Reason: "malformed JSON: " + describeJSONError(err)}
+		return Token{}, "", &DecodeError{Reason: "malformed JSON: " + describeJSONError(err)}
+	}
+	secret := ""
+	if raw.AccessToken != nil {
+		secret = *raw.AccessToken
 	}
 	if raw.Error != nil {
-		return Token{}, &DecodeError{Reason: fmt.Sprintf("the body carries an error field %q", clip(*raw.Error))}
+		return Token{}, secret, &DecodeError{Reason: fmt.Sprintf("the body carries an error field %q", clip(*raw.Error))}
 	}
 	if raw.AccessToken == nil {
-		return Token{}, &DecodeError{Reason: "access_token is missing"}
+		return Token{}, secret, &DecodeError{Reason: "access_token is missing"}
 	}
 	if *raw.AccessToken == "" {
-		return Token{}, &DecodeError{Reason: "access_token is empty"}
+		return Token{}, secret, &DecodeError{Reason: "access_token is empty"}
 	}
 	typ := raw.TokenType
 	switch {
@@ -117,11 +134,11 @@ func DecodeToken(body []byte, now time.Time) (Token, error) {
 	case strings.EqualFold(typ, "bearer"):
 		typ = "Bearer"
 	default:
-		return Token{}, &DecodeError{Reason: fmt.Sprintf("token_type is %q; only Bearer tokens are supported", clip(typ))}
+		return Token{}, secret, &DecodeError{Reason: fmt.Sprintf("token_type is %q; only Bearer tokens are supported", clip(typ))}
 	}
 	exp, err := expiry(raw, now)
 	if err != nil {
-		return Token{}, err
+		return Token{}, secret, err
 	}
 	t := Token{
 		AccessToken: *raw.AccessToken,
@@ -136,7 +153,7 @@ func DecodeToken(body []byte, now time.Time) (Token, error) {
 			t.RefreshIn = time.Duration(secs) * time.Second
 		}
 	}
-	return t, nil
+	return t, secret, nil
 }
 
 // expiry picks the token's expiry: expires_on when it parses and is plausible,
