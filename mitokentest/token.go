@@ -42,12 +42,12 @@ var jwtHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","typ
 
 // issued is a token and the times the response reports.
 type issued struct {
-	token      string
-	now, exp   time.Time
-	lifetime   time.Duration
-	clientID   string
-	resource   string
-	refreshIn  time.Duration
+	token     string
+	now, exp  time.Time
+	lifetime  time.Duration
+	clientID  string
+	resource  string
+	refreshIn time.Duration
 }
 
 // issue makes a token for id and resource. The signature is random bytes.
