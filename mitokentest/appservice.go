@@ -61,11 +61,7 @@ func (s *Server) serveAppService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if p := apiVersionProblem(q, func(v string) bool { return v == appServiceVersion }, appServiceVersion); p != "" {
-		writeAppServiceError(w, http.StatusBadRequest, p)
-		return
-	}
-	if code, desc := resourceProblem(q); code != "" {
+	if code, desc := queryProblem(q, func(v string) bool { return v == appServiceVersion }, appServiceVersion); code != "" {
 		writeAppServiceError(w, http.StatusBadRequest, desc)
 		return
 	}

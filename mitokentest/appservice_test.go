@@ -58,18 +58,8 @@ func TestAppServiceProtocol(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			query := q("api-version", "2019-08-01", "resource", vault)
-			for k, v := range tc.query {
-				if v == "" {
-					query.Del(k)
-				} else {
-					query.Set(k, v)
-				}
-			}
-			header := secret
-			if tc.header != nil {
-				header = tc.header
-			}
+			query := override(q("api-version", "2019-08-01", "resource", vault), tc.query)
+			header := orDefault(tc.header, secret)
 			u := s.URL(mitokentest.AppService)
 			if tc.path != "" {
 				u = "http://" + hostOf(u) + tc.path

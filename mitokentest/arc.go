@@ -27,11 +27,7 @@ func (s *Server) serveArc(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if p := apiVersionProblem(q, arcVersion, "2020-06-01"); p != "" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", p)
-		return
-	}
-	if code, desc := resourceProblem(q); code != "" {
+	if code, desc := queryProblem(q, arcVersion, "2020-06-01"); code != "" {
 		writeOAuthError(w, http.StatusBadRequest, code, desc)
 		return
 	}

@@ -26,6 +26,14 @@ func challenge(t *testing.T, s *mitokentest.Server) string {
 	return strings.TrimPrefix(h, "Basic realm=")
 }
 
+// challengeKey makes the first Arc request and returns the key it asks for.
+func challengeKey(t *testing.T, s *mitokentest.Server) string {
+	t.Helper()
+	key, err := os.ReadFile(challenge(t, s))
+	require.NoError(t, err)
+	return string(key)
+}
+
 // answer makes the second Arc request with key.
 func answer(t *testing.T, s *mitokentest.Server, scheme, key string) (*http.Response, string) {
 	t.Helper()
@@ -49,11 +57,12 @@ func TestArcChallengeFlow(t *testing.T) {
 	assert.True(t, fi.Mode().IsRegular())
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	assert.LessOrEqual(t, fi.Size(), int64(4096))
-	key, err := os.ReadFile(path)
+	raw, err := os.ReadFile(path)
 	require.NoError(t, err)
+	key := string(raw)
 	assert.Len(t, key, 64)
 
-	resp, body := answer(t, s, "Basic", string(key))
+	resp, body := answer(t, s, "Basic", key)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	var fields map[string]string
 	require.NoError(t, json.Unmarshal([]byte(body), &fields), "every value is a string, as IMDS")
@@ -68,10 +77,10 @@ func TestArcChallengeFlow(t *testing.T) {
 
 	_, err = os.Stat(path)
 	assert.ErrorIs(t, err, os.ErrNotExist, "an answered key file is removed")
-	resp, body = answer(t, s, "Basic", string(key))
+	resp, body = answer(t, s, "Basic", key)
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a key answers once")
 	assert.Empty(t, resp.Header.Get("WWW-Authenticate"))
-	noSecrets(t, body, string(key))
+	noSecrets(t, body, key)
 
 	assert.Equal(t, 3, s.Requests(mitokentest.Arc))
 	assert.Equal(t, 0, s.Requests(mitokentest.IMDS))
@@ -85,9 +94,8 @@ func TestArcChallengeFlow(t *testing.T) {
 func TestArcChallengeKeys(t *testing.T) {
 	t.Run("the scheme is case-insensitive", func(t *testing.T) {
 		s := mitokentest.NewTestServer(t)
-		key, err := os.ReadFile(challenge(t, s))
-		require.NoError(t, err)
-		resp, _ := answer(t, s, "basic", string(key))
+		key := challengeKey(t, s)
+		resp, _ := answer(t, s, "basic", key)
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 	})
 	t.Run("each challenge has its own key", func(t *testing.T) {
@@ -106,11 +114,10 @@ func TestArcChallengeKeys(t *testing.T) {
 	})
 	t.Run("a wrong key or scheme is refused", func(t *testing.T) {
 		s := mitokentest.NewTestServer(t)
-		key, err := os.ReadFile(challenge(t, s))
-		require.NoError(t, err)
-		resp, body := answer(t, s, "Bearer", string(key))
+		key := challengeKey(t, s)
+		resp, body := answer(t, s, "Bearer", key)
 		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-		noSecrets(t, body, string(key))
+		noSecrets(t, body, key)
 		resp, _ = answer(t, s, "Basic", strings.Repeat("0", 64))
 		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	})
@@ -120,21 +127,21 @@ func TestArcChallengeKeys(t *testing.T) {
 		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 		s := mitokentest.NewTestServer(t, mitokentest.WithClock(clock))
 		path := challenge(t, s)
-		key, err := os.ReadFile(path)
+		raw, err := os.ReadFile(path)
 		require.NoError(t, err)
+		key := string(raw)
 		mu.Lock()
 		now = now.Add(2 * time.Minute)
 		mu.Unlock()
-		resp, _ := answer(t, s, "Basic", string(key))
+		resp, _ := answer(t, s, "Basic", key)
 		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 		_, err = os.Stat(path)
 		assert.ErrorIs(t, err, os.ErrNotExist)
 	})
 	t.Run("no system identity is not found after the challenge", func(t *testing.T) {
 		s := mitokentest.NewTestServer(t, mitokentest.WithoutSystemIdentity())
-		key, err := os.ReadFile(challenge(t, s))
-		require.NoError(t, err)
-		resp, body := answer(t, s, "Basic", string(key))
+		key := challengeKey(t, s)
+		resp, body := answer(t, s, "Basic", key)
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 		assert.Contains(t, body, "Identity not found")
 	})
@@ -159,18 +166,8 @@ func TestArcRequestChecks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			query := q("api-version", "2020-06-01", "resource", vault)
-			for k, v := range tc.query {
-				if v == "" {
-					query.Del(k)
-				} else {
-					query.Set(k, v)
-				}
-			}
-			header := metadata()
-			if tc.header != nil {
-				header = tc.header
-			}
+			query := override(q("api-version", "2020-06-01", "resource", vault), tc.query)
+			header := orDefault(tc.header, metadata())
 			resp, body := get(t, s.URL(mitokentest.Arc), query, header)
 			require.Equal(t, tc.status, resp.StatusCode, body)
 			if tc.status == 400 {

@@ -29,11 +29,7 @@ func (s *Server) serveIMDS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if p := apiVersionProblem(q, imdsVersion, "2018-02-01"); p != "" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", p)
-		return
-	}
-	if code, desc := resourceProblem(q); code != "" {
+	if code, desc := queryProblem(q, imdsVersion, "2018-02-01"); code != "" {
 		writeOAuthError(w, http.StatusBadRequest, code, desc)
 		return
 	}

@@ -215,18 +215,8 @@ func TestIMDSRequestChecks(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := mitokentest.NewTestServer(t, tc.opts...)
-			query := q("api-version", "2018-02-01", "resource", vault)
-			for k, v := range tc.query {
-				if v == "" {
-					query.Del(k)
-				} else {
-					query.Set(k, v)
-				}
-			}
-			header := metadata()
-			if tc.header != nil {
-				header = tc.header
-			}
+			query := override(q("api-version", "2018-02-01", "resource", vault), tc.query)
+			header := orDefault(tc.header, metadata())
 			method := http.MethodGet
 			if tc.method != "" {
 				method = tc.method

@@ -69,6 +69,27 @@ func try(ctx context.Context, method, endpoint string, query url.Values, header 
 	return resp, string(b), err
 }
 
+// override returns base with the parameters of m set, or removed where the
+// value is empty.
+func override(base url.Values, m map[string]string) url.Values {
+	for k, v := range m {
+		if v == "" {
+			base.Del(k)
+		} else {
+			base.Set(k, v)
+		}
+	}
+	return base
+}
+
+// orDefault returns h, or def when h is nil.
+func orDefault(h, def http.Header) http.Header {
+	if h != nil {
+		return h
+	}
+	return def
+}
+
 // metadata is the header IMDS and Arc require.
 func metadata() http.Header { return http.Header{"Metadata": {"true"}} }
 

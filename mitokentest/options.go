@@ -116,11 +116,7 @@ func WithSecret(secret string) Option {
 // one second.
 func WithTokenLifetime(d time.Duration) Option {
 	return func(c *config) {
-		if d < time.Second {
-			c.errs = append(c.errs, fmt.Errorf("mitokentest: WithTokenLifetime: %v is shorter than one second", d))
-			return
-		}
-		c.lifetime = d.Truncate(time.Second)
+		c.lifetime = c.wholeSeconds("WithTokenLifetime", d, c.lifetime)
 	}
 }
 
@@ -129,11 +125,7 @@ func WithTokenLifetime(d time.Duration) Option {
 // one second and shorter than the token lifetime.
 func WithRefreshIn(d time.Duration) Option {
 	return func(c *config) {
-		if d < time.Second {
-			c.errs = append(c.errs, fmt.Errorf("mitokentest: WithRefreshIn: %v is shorter than one second", d))
-			return
-		}
-		c.refreshIn = d.Truncate(time.Second)
+		c.refreshIn = c.wholeSeconds("WithRefreshIn", d, c.refreshIn)
 	}
 }
 
@@ -148,6 +140,16 @@ func WithClock(now func() time.Time) Option {
 		}
 		c.now = now
 	}
+}
+
+// wholeSeconds returns d rounded down to seconds, or records an error and
+// returns old when d is under a second.
+func (c *config) wholeSeconds(option string, d, old time.Duration) time.Duration {
+	if d < time.Second {
+		c.errs = append(c.errs, fmt.Errorf("mitokentest: %s: %v is shorter than one second", option, d))
+		return old
+	}
+	return d.Truncate(time.Second)
 }
 
 func newConfig(opts []Option) (*config, error) {

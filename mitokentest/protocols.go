@@ -116,15 +116,16 @@ func writeOAuthError(w http.ResponseWriter, status int, code, description string
 	writeJSON(w, status, oauthError{Error: code, Description: description})
 }
 
-// apiVersionProblem says what is wrong with api-version, or "" when ok
-// accepts it.
-func apiVersionProblem(q url.Values, ok func(string) bool, want string) string {
+// queryProblem says what is wrong with api-version (which ok must accept;
+// want is the version to suggest) or resource, as an OAuth error code and
+// description, or "" when both are fine.
+func queryProblem(q url.Values, ok func(string) bool, want string) (code, description string) {
 	v := q.Get("api-version")
 	switch {
 	case v == "":
-		return "Required query variable 'api-version' is missing; use " + want
+		return "invalid_request", "Required query variable 'api-version' is missing; use " + want
 	case !ok(v):
-		return "api-version " + strconv.Quote(v) + " is not supported; use " + want
+		return "invalid_request", "api-version " + strconv.Quote(v) + " is not supported; use " + want
 	}
-	return ""
+	return resourceProblem(q)
 }

@@ -73,24 +73,21 @@ func TestScriptedFaults(t *testing.T) {
 		assert.Equal(t, 200, resp.StatusCode)
 		assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
 	})
-	t.Run("Delay ends when the client gives up", func(t *testing.T) {
-		s := mitokentest.NewTestServer(t)
-		s.Script(mitokentest.IMDS, mitokentest.Response{Delay: time.Hour})
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer cancel()
-		_, _, err := try(ctx, http.MethodGet, s.URL(mitokentest.IMDS), imdsQuery(), metadata())
-		assert.ErrorIs(t, err, context.DeadlineExceeded)
-	})
-	t.Run("Hang holds the request until the client gives up", func(t *testing.T) {
-		s := mitokentest.NewTestServer(t)
-		s.Script(mitokentest.IMDS, mitokentest.Response{Fault: mitokentest.Hang})
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer cancel()
-		_, _, err := try(ctx, http.MethodGet, s.URL(mitokentest.IMDS), imdsQuery(), metadata())
-		assert.ErrorIs(t, err, context.DeadlineExceeded)
-		resp, _ := get(t, s.URL(mitokentest.IMDS), imdsQuery(), metadata())
-		assert.Equal(t, 200, resp.StatusCode, "the next request is answered")
-	})
+	for name, r := range map[string]mitokentest.Response{
+		"Delay ends when the client gives up":              {Delay: time.Hour},
+		"Hang holds the request until the client gives up": {Fault: mitokentest.Hang},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := mitokentest.NewTestServer(t)
+			s.Script(mitokentest.IMDS, r)
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			_, _, err := try(ctx, http.MethodGet, s.URL(mitokentest.IMDS), imdsQuery(), metadata())
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			resp, _ := get(t, s.URL(mitokentest.IMDS), imdsQuery(), metadata())
+			assert.Equal(t, 200, resp.StatusCode, "the next request is answered")
+		})
+	}
 	t.Run("Close releases a hanging request", func(t *testing.T) {
 		s, err := mitokentest.NewServer()
 		require.NoError(t, err)
