@@ -179,12 +179,14 @@ func TestScriptedFaultsThroughTheCredential(t *testing.T) {
 	}
 }
 
+var allSources = []mitokentest.Source{mitokentest.IMDS, mitokentest.AppService, mitokentest.Arc}
+
 func TestServerIsSafeForConcurrentUse(t *testing.T) {
 	s := mitokentest.NewTestServer(t)
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
-			src := mitokentest.Sources[i%3]
+			src := allSources[i%3]
 			s.Script(src, mitokentest.Response{Status: 500 + i%4})
 			_, _, _ = try(context.Background(), http.MethodGet, s.URL(src), imdsQuery(), metadata())
 			_ = s.Log()
@@ -195,7 +197,7 @@ func TestServerIsSafeForConcurrentUse(t *testing.T) {
 	wg.Wait()
 	assert.Len(t, s.Log(), 20)
 	total := 0
-	for _, src := range mitokentest.Sources {
+	for _, src := range allSources {
 		total += s.Requests(src)
 		assert.Equal(t, 0, s.Pending(src))
 	}

@@ -28,8 +28,8 @@ const (
 	Arc        Source = "arc"
 )
 
-// Sources lists the sources a Server emulates.
-var Sources = []Source{IMDS, AppService, Arc}
+// sources are the sources a Server emulates, in the order of their index.
+var sources = [3]Source{IMDS, AppService, Arc}
 
 func (src Source) valid() bool { return src == IMDS || src == AppService || src == Arc }
 
@@ -118,7 +118,7 @@ func NewServer(opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mitokentest: creating the Arc token directory: %w", err)
 	}
-	for _, src := range Sources {
+	for _, src := range sources {
 		i := src.index()
 		addr := cfg.addrs[src]
 		if addr == "" {
@@ -135,7 +135,7 @@ func NewServer(opts ...Option) (*Server, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	handlers := [3]http.HandlerFunc{s.serveIMDS, s.serveAppService, s.serveArc}
-	for _, src := range Sources {
+	for _, src := range sources {
 		i := src.index()
 		s.servers[i] = &http.Server{
 			Handler:           s.wrap(src, handlers[i]),
