@@ -186,11 +186,7 @@ func (t *Transport) authorized(req *http.Request, body io.ReadCloser, tok Token)
 		b = &bearerValue{token: tok.AccessToken, header: "Bearer " + tok.AccessToken}
 		t.bearer.Store(b)
 	}
-	r := new(http.Request)
-	*r = *req
-	r.Body = body
-	r.Header = cloneHeader(req.Header, b.header)
-	return r
+	return copyRequest(req, body, b.header)
 }
 
 // withoutAuthorization returns req itself, or a copy without an
@@ -199,10 +195,24 @@ func withoutAuthorization(req *http.Request) *http.Request {
 	if !hasAuthorization(req.Header) {
 		return req
 	}
-	r := new(http.Request)
-	*r = *req
-	r.Header = cloneHeader(req.Header, "")
-	return r
+	return copyRequest(req, req.Body, "")
+}
+
+// outgoing holds a request copy and, when they fit, the values of its
+// header, so the copy costs one allocation besides the header map.
+type outgoing struct {
+	req  http.Request
+	vals [8]string
+}
+
+// copyRequest returns a shallow copy of req with body and a copy of its
+// header in which Authorization is auth (or absent when auth is empty).
+func copyRequest(req *http.Request, body io.ReadCloser, auth string) *http.Request {
+	o := new(outgoing)
+	o.req = *req
+	o.req.Body = body
+	o.req.Header = cloneHeader(req.Header, auth, o.vals[:0])
+	return &o.req
 }
 
 func hasAuthorization(h http.Header) bool {
@@ -215,14 +225,20 @@ func hasAuthorization(h http.Header) bool {
 }
 
 // cloneHeader copies h without any Authorization entry and, when auth is not
-// empty, with Authorization set to it: one map and one backing slice, as
-// http.Header.Clone allocates.
-func cloneHeader(h http.Header, auth string) http.Header {
+// empty, with Authorization set to it. The values share one backing array,
+// buf's when it is large enough, as in http.Header.Clone; each value slice is
+// capped, so an append to one cannot overwrite the next.
+func cloneHeader(h http.Header, auth string, buf []string) http.Header {
 	n := 1
 	for _, vv := range h {
 		n += len(vv)
 	}
-	sv := make([]string, n)
+	sv := buf[:0:cap(buf)]
+	if n > cap(sv) {
+		sv = make([]string, n)
+	} else {
+		sv = sv[:n]
+	}
 	h2 := make(http.Header, len(h)+1)
 	for k, vv := range h {
 		if strings.EqualFold(k, "Authorization") {
