@@ -38,6 +38,25 @@ func fakeAPI() *httptest.Server {
 	}))
 }
 
+// localCredential is what mitoken.New() returns on an Azure VM, pointed at
+// the fake IMDS.
+func localCredential(imds *httptest.Server) *mitoken.IMDSCredential {
+	cred, err := mitoken.NewIMDS(mitoken.WithEndpoint(imds.URL), mitoken.WithCache(mitoken.NewCache()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return cred
+}
+
+func printResponse(resp *http.Response, err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(resp.StatusCode, string(body))
+}
+
 func ExampleIMDSCredential_GetToken() {
 	imds := fakeIMDS()
 	defer imds.Close()
@@ -58,23 +77,14 @@ func ExampleTransport() {
 	imds, api := fakeIMDS(), fakeAPI()
 	defer imds.Close()
 	defer api.Close()
-	cred, err := mitoken.NewIMDS(mitoken.WithEndpoint(imds.URL), mitoken.WithCache(mitoken.NewCache()))
-	if err != nil {
-		log.Fatal(err)
-	}
+	cred := localCredential(imds)
 
 	client := &http.Client{Transport: &mitoken.Transport{
 		Credential: cred,
 		Resource:   "https://vault.azure.net",
 		Base:       api.Client().Transport, // trusts the test server's certificate
 	}}
-	resp, err := client.Get(api.URL + "/secrets/db-password?api-version=7.4")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	fmt.Println(resp.StatusCode, string(body))
+	printResponse(client.Get(api.URL + "/secrets/db-password?api-version=7.4"))
 	// Output: 200 GET /secrets/db-password with a token
 }
 
@@ -82,21 +92,12 @@ func ExampleNewClient() {
 	imds, api := fakeIMDS(), fakeAPI()
 	defer imds.Close()
 	defer api.Close()
-	cred, err := mitoken.NewIMDS(mitoken.WithEndpoint(imds.URL), mitoken.WithCache(mitoken.NewCache()))
-	if err != nil {
-		log.Fatal(err)
-	}
+	cred := localCredential(imds)
 
 	client := mitoken.NewClient(cred, "https://management.azure.com")
 	// Only here: trust the test server's certificate.
 	client.Transport.(*mitoken.Transport).Base = api.Client().Transport
 
-	resp, err := client.Get(api.URL + "/subscriptions?api-version=2022-12-01")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	fmt.Println(resp.StatusCode, string(body))
+	printResponse(client.Get(api.URL + "/subscriptions?api-version=2022-12-01"))
 	// Output: 200 GET /subscriptions with a token
 }

@@ -87,10 +87,34 @@ func newResourceServer(t *testing.T, handle func(w http.ResponseWriter, r *http.
 	return rs
 }
 
+// client returns a client whose Transport gets tokens from cred and trusts rs.
+func (rs *resourceServer) client(cred Credential) *http.Client {
+	return &http.Client{Transport: &Transport{Credential: cred, Resource: vaultResource, Base: rs.Client().Transport}}
+}
+
 func (rs *resourceServer) seen() []seen {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	return append([]seen(nil), rs.reqs...)
+}
+
+// rejectFirst answers the first request 401 and the others with then (200
+// "ok" when nil).
+func rejectFirst(then http.HandlerFunc) func(w http.ResponseWriter, r *http.Request, n int) {
+	return func(w http.ResponseWriter, r *http.Request, n int) {
+		switch {
+		case n == 1:
+			http.Error(w, "token rejected", http.StatusUnauthorized)
+		case then != nil:
+			then(w, r)
+		default:
+			io.WriteString(w, "ok")
+		}
+	}
+}
+
+func alwaysReject(w http.ResponseWriter, r *http.Request, n int) {
+	http.Error(w, "denied", http.StatusUnauthorized)
 }
 
 // roundTripFunc is a Base that the test controls.
@@ -125,7 +149,7 @@ func readAll(t *testing.T, resp *http.Response) string {
 func TestTransportAttachesTokenOverHTTPS(t *testing.T) {
 	cred, ts := newTestCredential(t)
 	rs := newResourceServer(t, nil)
-	client := &http.Client{Transport: &Transport{Credential: cred, Resource: vaultResource, Base: rs.Client().Transport}}
+	client := rs.client(cred)
 
 	req, err := http.NewRequest(http.MethodPut, rs.URL+"/secrets/s1?api-version=7.4", strings.NewReader(`{"value":"v"}`))
 	require.NoError(t, err)
@@ -289,14 +313,8 @@ func TestTransportStripsAuthorizationOnHopsToOtherHosts(t *testing.T) {
 
 func TestTransportRetriesOnce401WithReplayableBody(t *testing.T) {
 	cred, ts := newTestCredential(t)
-	rs := newResourceServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 1 {
-			http.Error(w, "token rejected", http.StatusUnauthorized)
-			return
-		}
-		io.WriteString(w, "ok")
-	})
-	client := &http.Client{Transport: &Transport{Credential: cred, Resource: vaultResource, Base: rs.Client().Transport}}
+	rs := newResourceServer(t, rejectFirst(nil))
+	client := rs.client(cred)
 
 	resp, err := client.Post(rs.URL+"/write", "text/plain", strings.NewReader("payload"))
 	require.NoError(t, err)
@@ -314,7 +332,7 @@ func TestTransportReturnsSecond401(t *testing.T) {
 	rs := newResourceServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		http.Error(w, fmt.Sprintf("denied %d", n), http.StatusUnauthorized)
 	})
-	client := &http.Client{Transport: &Transport{Credential: cred, Resource: vaultResource, Base: rs.Client().Transport}}
+	client := rs.client(cred)
 
 	resp, err := client.Get(rs.URL + "/read")
 	require.NoError(t, err)
@@ -326,10 +344,8 @@ func TestTransportReturnsSecond401(t *testing.T) {
 
 func TestTransportDoesNotRetry401WithSpentBody(t *testing.T) {
 	cred, ts := newTestCredential(t)
-	rs := newResourceServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		http.Error(w, "denied", http.StatusUnauthorized)
-	})
-	client := &http.Client{Transport: &Transport{Credential: cred, Resource: vaultResource, Base: rs.Client().Transport}}
+	rs := newResourceServer(t, alwaysReject)
+	client := rs.client(cred)
 	req, err := http.NewRequest(http.MethodPost, rs.URL+"/write", io.NopCloser(strings.NewReader("payload")))
 	require.NoError(t, err)
 	require.Nil(t, req.GetBody)
@@ -379,7 +395,7 @@ func TestTransportInvalidatesOnlyTheRejectedToken(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	client := &http.Client{Transport: &Transport{Credential: cred, Resource: vaultResource, Base: rs.Client().Transport}}
+	client := rs.client(cred)
 
 	resp, err := client.Get(rs.URL + "/read")
 	require.NoError(t, err)
@@ -405,10 +421,8 @@ func (c *fixedCredential) GetToken(context.Context, string) (Token, error) {
 
 func TestTransportRetriesOnceWithCredentialWithoutInvalidate(t *testing.T) {
 	cred := &fixedCredential{tok: "static"}
-	rs := newResourceServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		http.Error(w, "denied", http.StatusUnauthorized)
-	})
-	client := &http.Client{Transport: &Transport{Credential: cred, Resource: vaultResource, Base: rs.Client().Transport}}
+	rs := newResourceServer(t, alwaysReject)
+	client := rs.client(cred)
 
 	resp, err := client.Get(rs.URL)
 	require.NoError(t, err)
@@ -420,16 +434,12 @@ func TestTransportRetriesOnceWithCredentialWithoutInvalidate(t *testing.T) {
 
 func TestTransportLeavesTheCallersRequestAlone(t *testing.T) {
 	cred, _ := newTestCredential(t)
-	rs := newResourceServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 1 {
-			http.Error(w, "denied", http.StatusUnauthorized)
-			return
-		}
+	rs := newResourceServer(t, rejectFirst(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/start" {
 			http.Redirect(w, r, "/landing", http.StatusTemporaryRedirect)
 		}
-	})
-	client := &http.Client{Transport: &Transport{Credential: cred, Resource: vaultResource, Base: rs.Client().Transport}}
+	}))
+	client := rs.client(cred)
 	body := strings.NewReader("payload")
 	req, err := http.NewRequest(http.MethodPost, rs.URL+"/start", body)
 	require.NoError(t, err)
@@ -547,7 +557,7 @@ func TestNewClient(t *testing.T) {
 func TestTransportConcurrentRequests(t *testing.T) {
 	cred, ts := newTestCredential(t)
 	rs := newResourceServer(t, nil)
-	client := &http.Client{Transport: &Transport{Credential: cred, Resource: vaultResource, Base: rs.Client().Transport}}
+	client := rs.client(cred)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
