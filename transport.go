@@ -87,14 +87,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp, err := t.base().RoundTrip(t.authorized(req, req.Body, tok))
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+	if err != nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
 	return t.retry(req, resp, tok)
 }
 
 // retry handles a 401: when the body can be sent again it drops tok and sends
-// req once more with a new token. When it cannot, it returns resp untouched.
+// req once more with a new token. When it cannot (no GetBody, GetBody fails,
+// no new token), it returns resp untouched: the resource's 401 says more to
+// the caller than the reason the retry was not made.
 func (t *Transport) retry(req *http.Request, resp *http.Response, tok Token) (*http.Response, error) {
 	body := req.Body
 	switch {
@@ -115,10 +117,12 @@ func (t *Transport) retry(req *http.Request, resp *http.Response, tok Token) (*h
 		if body != req.Body {
 			body.Close()
 		}
-		return resp, nil // the resource's answer says more than a failed refresh
+		return resp, nil
 	}
-	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
-	resp.Body.Close()
+	if resp.Body != nil {
+		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+		resp.Body.Close()
+	}
 	return t.base().RoundTrip(t.authorized(req, body, fresh))
 }
 
