@@ -627,3 +627,38 @@ func TestCloneHeader(t *testing.T) {
 		})
 	}
 }
+
+// failingAfterFirst returns "token-1" once, then errors.
+type failingAfterFirst struct{ calls atomic.Int32 }
+
+func (c *failingAfterFirst) GetToken(context.Context, string) (Token, error) {
+	if c.calls.Add(1) == 1 {
+		return Token{AccessToken: "token-1"}, nil
+	}
+	return Token{}, ErrUnavailable
+}
+
+func TestTransportReturns401WhenNoRetryCanBeMade(t *testing.T) {
+	tests := []struct {
+		name string
+		cred Credential
+		body func() (io.ReadCloser, error)
+	}{
+		{"no new token", &failingAfterFirst{}, func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("payload")), nil }},
+		{"GetBody fails", &fixedCredential{tok: "token-1"}, func() (io.ReadCloser, error) { return nil, errors.New("body gone") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := newResourceServer(t, alwaysReject)
+			req, err := http.NewRequest(http.MethodPost, rs.URL+"/write", strings.NewReader("payload"))
+			require.NoError(t, err)
+			req.GetBody = tt.body
+
+			resp, err := rs.client(tt.cred).Do(req)
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+			assert.Equal(t, "denied\n", readAll(t, resp), "the caller gets the resource's 401 unread")
+			assert.Len(t, rs.seen(), 1)
+		})
+	}
+}
