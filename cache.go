@@ -97,7 +97,7 @@ type scopeKey struct {
 type scope struct {
 	cache *Cache
 	key   scopeKey
-	mu    sync.Mutex                      // serializes writers of cells
+	mu    sync.Mutex                       // serializes writers of cells
 	cells atomic.Pointer[map[string]*cell] // copy-on-write: readers never lock
 }
 
