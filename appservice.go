@@ -95,5 +95,5 @@ func (c *AppServiceCredential) fetch(ctx context.Context, resource string) (wire
 		return wire.Token{}, err
 	}
 	tok, _, err := c.send.readToken(resp, attempts)
-	return tok, err
+	return tok, redactSecret(err, c.secret)
 }

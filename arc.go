@@ -203,6 +203,7 @@ func (c *ArcCredential) fetch(ctx context.Context, resource string) (wire.Token,
 		return wire.Token{}, err
 	}
 	tok, _, err := c.send.readToken(resp, attempts+n)
+	err = redactSecret(err, key)
 	var re *ResponseError
 	if errors.As(err, &re) && re.StatusCode == http.StatusUnauthorized {
 		re.Message = "the Arc agent refused the key from its own challenge"
