@@ -65,18 +65,6 @@ func newAppService(opts []Option) (*AppServiceCredential, error) {
 	return c, nil
 }
 
-// GetToken returns a token for resource; see Credential.
-func (c *AppServiceCredential) GetToken(ctx context.Context, resource string) (Token, error) {
-	return c.getToken(ctx, resource)
-}
-
-// Invalidate drops the cached token for resource if it is still tok, so the
-// next GetToken fetches a new one; a newer token is kept. Call it when the
-// resource rejected tok (HTTP 401). It reports whether a token was dropped.
-func (c *AppServiceCredential) Invalidate(resource string, tok Token) bool {
-	return c.invalidate(resource, tok.AccessToken)
-}
-
 // Source returns "appservice".
 func (c *AppServiceCredential) Source() string { return appServiceSource }
 

@@ -82,10 +82,7 @@ func TestAppServiceOptionsOverrideTheEnvironment(t *testing.T) {
 	s := asServer(t, nil)
 	t.Setenv(envIdentityEP, "http://"+closedLoopbackAddr()+"/MSI/token/")
 	t.Setenv(envIdentityHeader, "stale-secret")
-	opts, _ := srcOptions(t, WithEndpoint(s.URL+"/other/path"), WithIdentityHeader(asSecret))
-	c, err := NewAppService(opts...)
-	require.NoError(t, err)
-	_, err = c.GetToken(context.Background(), vault)
+	_, _, err := asGetToken(t, WithEndpoint(s.URL+"/other/path"), WithIdentityHeader(asSecret))
 	require.NoError(t, err)
 	reqs := s.requests()
 	require.Len(t, reqs, 1)
@@ -130,10 +127,7 @@ func TestAppServiceRetriesTheAzureSDKSet(t *testing.T) {
 				}
 				srcWriteToken(w, asToken)
 			})
-			opts, _ := srcOptions(t)
-			c, err := NewAppService(opts...)
-			require.NoError(t, err)
-			tok, err := c.GetToken(context.Background(), vault)
+			tok, _, err := asGetToken(t)
 			require.NoError(t, err)
 			assert.Equal(t, asToken, tok.AccessToken)
 			assert.Len(t, s.requests(), 3)
@@ -145,10 +139,7 @@ func TestAppServiceDoesNotRetryAClientError(t *testing.T) {
 	s := asServer(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
 		srcWriteError(w, http.StatusBadRequest, "invalid_request", "Unable to load the proper Managed Identity.")
 	})
-	opts, _ := srcOptions(t, WithClientID("nope"))
-	c, err := NewAppService(opts...)
-	require.NoError(t, err)
-	_, err = c.GetToken(context.Background(), vault)
+	_, _, err := asGetToken(t, WithClientID("nope"))
 	var re *ResponseError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, "appservice", re.Source)
@@ -158,46 +149,48 @@ func TestAppServiceDoesNotRetryAClientError(t *testing.T) {
 	assert.Len(t, s.requests(), 1)
 }
 
+// asGetToken builds an App Service credential from the environment and
+// extra options and asks it for a Key Vault token.
+func asGetToken(t *testing.T, extra ...Option) (Token, *srcLog, error) {
+	t.Helper()
+	opts, logs := srcOptions(t, extra...)
+	c, err := NewAppService(opts...)
+	require.NoError(t, err)
+	tok, err := c.GetToken(context.Background(), vault)
+	return tok, logs, err
+}
+
 func TestAppServiceNeverLeaksTheSecretOrTheToken(t *testing.T) {
-	t.Run("an endpoint echoing the secret in its errors", func(t *testing.T) {
-		asServer(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+	cases := []struct {
+		name   string
+		answer func(w http.ResponseWriter, r *http.Request, n int)
+		says   string // "" for a success
+	}{
+		{"an endpoint echoing the secret in its errors", func(w http.ResponseWriter, _ *http.Request, _ int) {
 			srcWriteError(w, http.StatusInternalServerError, "bad "+asSecret, "header was "+asSecret)
-		})
-		opts, logs := srcOptions(t)
-		c, err := NewAppService(opts...)
-		require.NoError(t, err)
-		_, err = c.GetToken(context.Background(), vault)
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), "HTTP 500")
-		assert.NotContains(t, err.Error(), asSecret)
-		assert.NotContains(t, logs.String(), asSecret)
-	})
-	t.Run("a 200 echoing the secret in an error field", func(t *testing.T) {
-		asServer(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		}, "HTTP 500"},
+		{"a 200 echoing the secret in an error field", func(w http.ResponseWriter, _ *http.Request, _ int) {
 			_, _ = w.Write([]byte(`{"access_token":"` + asToken + `","expires_in":"3600","error":"` + asSecret + `"}`))
+		}, "error field"},
+		{"a success, logged at debug level", nil, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			asServer(t, tc.answer)
+			_, logs, err := asGetToken(t)
+			if tc.says == "" {
+				require.NoError(t, err)
+				require.Contains(t, logs.String(), "token acquired")
+			} else {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.says)
+				assert.NotContains(t, err.Error(), asSecret)
+				assert.NotContains(t, err.Error(), asToken)
+			}
+			assert.NotContains(t, logs.String(), asSecret)
+			assert.NotContains(t, logs.String(), asToken)
 		})
-		opts, logs := srcOptions(t)
-		c, err := NewAppService(opts...)
-		require.NoError(t, err)
-		_, err = c.GetToken(context.Background(), vault)
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), "error field")
-		for _, s := range []string{asSecret, asToken} {
-			assert.NotContains(t, err.Error(), s)
-			assert.NotContains(t, logs.String(), s)
-		}
-	})
-	t.Run("a success, logged at debug level", func(t *testing.T) {
-		asServer(t, nil)
-		opts, logs := srcOptions(t)
-		c, err := NewAppService(opts...)
-		require.NoError(t, err)
-		_, err = c.GetToken(context.Background(), vault)
-		require.NoError(t, err)
-		require.Contains(t, logs.String(), "token acquired")
-		assert.NotContains(t, logs.String(), asSecret)
-		assert.NotContains(t, logs.String(), asToken)
-	})
+	}
 }
 
 func TestAppServiceSharesTheCacheAcrossCredentials(t *testing.T) {

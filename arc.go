@@ -153,18 +153,6 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// GetToken returns a token for resource; see Credential.
-func (c *ArcCredential) GetToken(ctx context.Context, resource string) (Token, error) {
-	return c.getToken(ctx, resource)
-}
-
-// Invalidate drops the cached token for resource if it is still tok, so the
-// next GetToken fetches a new one; a newer token is kept. Call it when the
-// resource rejected tok (HTTP 401). It reports whether a token was dropped.
-func (c *ArcCredential) Invalidate(resource string, tok Token) bool {
-	return c.invalidate(resource, tok.AccessToken)
-}
-
 // Source returns "arc".
 func (c *ArcCredential) Source() string { return arcSource }
 

@@ -326,7 +326,8 @@ func SourceOf(c Credential) string {
 	return ""
 }
 
-// base is what every source shares: argument checks and the cache.
+// base is what every source shares: argument checks, the cache, and the
+// GetToken and Invalidate methods that each credential type gets from it.
 type base struct {
 	source       string
 	scope        *scope
@@ -343,6 +344,19 @@ func newBase(source, endpoint string, cfg *config, f fetcher) base {
 		fetchTimeout: cfg.fetchTimeout,
 		logger:       cfg.logger,
 	}
+}
+
+// GetToken returns a token for resource; see Credential. Every source's
+// credential has it through base.
+func (b *base) GetToken(ctx context.Context, resource string) (Token, error) {
+	return b.getToken(ctx, resource)
+}
+
+// Invalidate drops the cached token for resource if it is still tok, so the
+// next GetToken fetches a new one; a newer token is kept. Call it when the
+// resource rejected tok (HTTP 401). It reports whether a token was dropped.
+func (b *base) Invalidate(resource string, tok Token) bool {
+	return b.invalidate(resource, tok.AccessToken)
 }
 
 // getToken is the whole GetToken of every source. On a cache hit it does no

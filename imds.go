@@ -64,18 +64,6 @@ func newIMDS(opts []Option) (*IMDSCredential, error) {
 	return c, nil
 }
 
-// GetToken returns a token for resource; see Credential.
-func (c *IMDSCredential) GetToken(ctx context.Context, resource string) (Token, error) {
-	return c.getToken(ctx, resource)
-}
-
-// Invalidate drops the cached token for resource if it is still tok, so the
-// next GetToken fetches a new one; a newer token is kept. Call it when the
-// resource rejected tok (HTTP 401). It reports whether a token was dropped.
-func (c *IMDSCredential) Invalidate(resource string, tok Token) bool {
-	return c.invalidate(resource, tok.AccessToken)
-}
-
 // Source returns "imds".
 func (c *IMDSCredential) Source() string { return imdsSource }
 
