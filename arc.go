@@ -159,7 +159,9 @@ func (c *ArcCredential) Source() string { return arcSource }
 // fetch runs the challenge flow: GET without credentials, expect 401 with
 // WWW-Authenticate: Basic realm=<key file>, read the file after checking it,
 // then GET again with Authorization: Basic <key>. The key lives only in this
-// call.
+// call. Both requests retry per retry.Arc; the first never retries its
+// expected 401, and a retried second request resends the same key, which
+// the agent accepts until the file expires.
 func (c *ArcCredential) fetch(ctx context.Context, resource string) (wire.Token, error) {
 	q := url.Values{"api-version": {arcAPIVersion}, "resource": {resource}}
 	req, err := newGet(ctx, c.endpoint, q, "Metadata", "true")
