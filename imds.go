@@ -64,38 +64,16 @@ func newIMDS(opts []Option) (*IMDSCredential, error) {
 	return c, nil
 }
 
-// GetToken returns a token for resource; see Credential.
-func (c *IMDSCredential) GetToken(ctx context.Context, resource string) (Token, error) {
-	return c.getToken(ctx, resource)
-}
-
-// Invalidate drops the cached token for resource if it is still tok, so the
-// next GetToken fetches a new one; a newer token is kept. Call it when the
-// resource rejected tok (HTTP 401). It reports whether a token was dropped.
-func (c *IMDSCredential) Invalidate(resource string, tok Token) bool {
-	return c.invalidate(resource, tok.AccessToken)
-}
-
 // Source returns "imds".
 func (c *IMDSCredential) Source() string { return imdsSource }
 
 func (c *IMDSCredential) fetch(ctx context.Context, resource string) (wire.Token, error) {
 	q := url.Values{"api-version": {imdsAPIVersion}, "resource": {resource}}
-	switch c.id.kind {
-	case byClientID:
-		q.Set("client_id", c.id.value)
-	case byObjectID:
-		q.Set("object_id", c.id.value)
-	case byResourceID:
-		q.Set("msi_res_id", c.id.value)
-	}
-	u := *c.endpoint
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	c.id.addTo(q, "client_id", "object_id", "msi_res_id")
+	req, err := newGet(ctx, c.endpoint, q, "Metadata", "true")
 	if err != nil {
 		return wire.Token{}, err
 	}
-	req.Header.Set("Metadata", "true")
 
 	probing := c.probe && !c.answered.Load()
 	resp, attempts, err := c.send.do(ctx, req, probing)
