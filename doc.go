@@ -8,9 +8,19 @@
 //
 //   - IMDS, the Instance Metadata Service of VMs, scale sets and AKS nodes
 //     (NewIMDS);
+//   - App Service, Azure Functions and Container Apps (NewAppService);
+//   - Azure Arc-enabled servers, through the agent's challenge-token flow
+//     (NewArc).
 //
 // New picks the source from the environment, with the variable names the
-// Azure SDKs use, so existing deployments work unchanged.
+// Azure SDKs use, so existing deployments work unchanged: App Service when
+// IDENTITY_ENDPOINT and IDENTITY_HEADER are set, Arc when IDENTITY_ENDPOINT
+// and IMDS_ENDPOINT are set or the Arc agent is installed, else IMDS.
+// SourceOf tells which one it chose.
+//
+// Transport and NewClient put the token on the requests of any http.Client.
+// The mitokentest package is a local emulator of all three endpoints, for
+// tests and for trying mitoken with no Azure at all.
 //
 // # Quick start
 //
