@@ -101,9 +101,23 @@ func (id identity) describe() string {
 	return "system-assigned identity"
 }
 
+// addTo sets the query parameter that names a user-assigned identity, using
+// the source's own parameter names; it adds nothing for the system identity.
+func (id identity) addTo(q url.Values, clientParam, objectParam, resourceParam string) {
+	switch id.kind {
+	case byClientID:
+		q.Set(clientParam, id.value)
+	case byObjectID:
+		q.Set(objectParam, id.value)
+	case byResourceID:
+		q.Set(resourceParam, id.value)
+	}
+}
+
 type config struct {
 	id         identity
 	idOptions  []string // names of the identity options given, to refuse two
+	idFromEnv  bool     // id is AZURE_CLIENT_ID's, not an option's
 	forceSys   bool
 	endpoint   string
 	httpClient *http.Client
@@ -227,6 +241,7 @@ func newConfig(opts []Option) (*config, error) {
 	if len(c.idOptions) == 0 && !c.forceSys {
 		if v := strings.TrimSpace(os.Getenv(envClientID)); v != "" {
 			c.id = identity{kind: byClientID, value: v}
+			c.idFromEnv = true
 		}
 	}
 	if c.cache == nil {
@@ -264,11 +279,51 @@ func parseEndpoint(origin, raw string) (*url.URL, error) {
 }
 
 // New returns a credential for the managed-identity source of this host,
-// chosen from the environment. With nothing in the environment it uses IMDS,
-// and its first request gives up within about a second when nothing answers,
-// returning an error for which errors.Is(err, ErrUnavailable) holds.
+// chosen from the environment, in this order:
+//
+//  1. App Service, Functions, Container Apps: IDENTITY_ENDPOINT and
+//     IDENTITY_HEADER are both set (NewAppService).
+//  2. Azure Arc: IDENTITY_ENDPOINT and IMDS_ENDPOINT are both set, or the Arc
+//     agent is installed (/opt/azcmagent/bin/himds on Linux,
+//     %ProgramData%\AzureConnectedMachineAgent\himds.exe on Windows) (NewArc).
+//  3. Otherwise IMDS (NewIMDS). Its first request then gives up within about
+//     a second when nothing answers, returning an error for which
+//     errors.Is(err, ErrUnavailable) holds.
+//
+// Options apply to whichever source is chosen; AZURE_CLIENT_ID is the
+// default user-assigned client ID for App Service and IMDS and is ignored on
+// Arc. SourceOf tells which source was chosen. To use one source whatever
+// the environment says, call its constructor instead.
 func New(opts ...Option) (Credential, error) {
+	switch detectSource() {
+	case appServiceSource:
+		return newAppService(opts)
+	case arcSource:
+		return newArc(opts)
+	}
 	return newIMDS(append([]Option{func(c *config) { c.probe = true }}, opts...))
+}
+
+// detectSource names the source New uses, from the environment alone.
+func detectSource() string {
+	set := func(name string) bool { return strings.TrimSpace(os.Getenv(name)) != "" }
+	switch {
+	case set(envIdentityEP) && set(envIdentityHeader):
+		return appServiceSource
+	case set(envIdentityEP) && set(envIMDSEndpoint), arcInstalled():
+		return arcSource
+	}
+	return imdsSource
+}
+
+// SourceOf names the source behind a credential returned by New or by a
+// source's constructor: "imds", "appservice" or "arc". For any other
+// Credential it returns "".
+func SourceOf(c Credential) string {
+	if s, ok := c.(interface{ Source() string }); ok {
+		return s.Source()
+	}
+	return ""
 }
 
 // base is what every source shares: argument checks and the cache.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/mitoken/mitoken/internal/wire"
 )
 
 // ErrUnavailable means the managed-identity source is not present here: no
@@ -96,4 +98,23 @@ type panicError struct{ source string }
 
 func (e *panicError) Error() string {
 	return "mitoken: " + e.source + ": internal error: the token request panicked (the value is not shown because it may contain secrets)"
+}
+
+// redactSecret removes secret from the endpoint-supplied text that err
+// carries (error code, description, decoding reason), so an endpoint that
+// echoes a secret header back cannot get it into an error or a log line.
+func redactSecret(err error, secret string) error {
+	if err == nil || secret == "" {
+		return err
+	}
+	var re *ResponseError
+	if errors.As(err, &re) {
+		re.ErrorCode = strings.ReplaceAll(re.ErrorCode, secret, redacted)
+		re.Description = strings.ReplaceAll(re.Description, secret, redacted)
+	}
+	var de *wire.DecodeError
+	if errors.As(err, &de) {
+		de.Reason = strings.ReplaceAll(de.Reason, secret, redacted)
+	}
+	return err
 }

@@ -81,21 +81,11 @@ func (c *IMDSCredential) Source() string { return imdsSource }
 
 func (c *IMDSCredential) fetch(ctx context.Context, resource string) (wire.Token, error) {
 	q := url.Values{"api-version": {imdsAPIVersion}, "resource": {resource}}
-	switch c.id.kind {
-	case byClientID:
-		q.Set("client_id", c.id.value)
-	case byObjectID:
-		q.Set("object_id", c.id.value)
-	case byResourceID:
-		q.Set("msi_res_id", c.id.value)
-	}
-	u := *c.endpoint
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	c.id.addTo(q, "client_id", "object_id", "msi_res_id")
+	req, err := newGet(ctx, c.endpoint, q, "Metadata", "true")
 	if err != nil {
 		return wire.Token{}, err
 	}
-	req.Header.Set("Metadata", "true")
 
 	probing := c.probe && !c.answered.Load()
 	resp, attempts, err := c.send.do(ctx, req, probing)

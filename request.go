@@ -209,14 +209,44 @@ func (s *sender) readToken(resp *http.Response, attempts int) (wire.Token, wire.
 	}
 	if resp.StatusCode != http.StatusOK {
 		eb := wire.DecodeErrorBody(body)
-		return wire.Token{}, eb, &ResponseError{Source: s.source, StatusCode: resp.StatusCode, Attempts: attempts,
-			ErrorCode: eb.Code, Description: eb.Description, Message: statusMessage(resp)}
+		return wire.Token{}, eb, s.responseError(resp, attempts, eb)
 	}
 	tok, err := wire.DecodeToken(body, s.clock.Now())
 	if err != nil {
 		return wire.Token{}, wire.ErrorBody{}, &ResponseError{Source: s.source, StatusCode: resp.StatusCode, Attempts: attempts, err: err}
 	}
 	return tok, wire.ErrorBody{}, nil
+}
+
+// readError turns a response that is not the token into a *ResponseError,
+// whatever its status. It closes the body.
+func (s *sender) readError(resp *http.Response, attempts int) *ResponseError {
+	defer resp.Body.Close()
+	body, err := wire.ReadBody(resp.Body)
+	if err != nil {
+		return &ResponseError{Source: s.source, StatusCode: resp.StatusCode, Attempts: attempts,
+			Message: "could not read the response", err: err}
+	}
+	return s.responseError(resp, attempts, wire.DecodeErrorBody(body))
+}
+
+func (s *sender) responseError(resp *http.Response, attempts int, eb wire.ErrorBody) *ResponseError {
+	return &ResponseError{Source: s.source, StatusCode: resp.StatusCode, Attempts: attempts,
+		ErrorCode: eb.Code, Description: eb.Description, Message: statusMessage(resp)}
+}
+
+// newGet builds a GET to endpoint with query q and the given header pairs.
+func newGet(ctx context.Context, endpoint *url.URL, q url.Values, header ...string) (*http.Request, error) {
+	u := *endpoint
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return req, nil
 }
 
 func statusMessage(resp *http.Response) string {

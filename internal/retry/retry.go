@@ -51,6 +51,21 @@ var AppService = Policy{
 	MaxRetryAfter: 60 * time.Second,
 }
 
+// Arc is the Azure Arc agent policy. The agent (himds) implements the IMDS
+// protocol on loopback, so it gets the IMDS status set; but it is a local
+// process, not a platform service under upgrade, so the schedule is short
+// (1 s doubling to 8 s, four retries, about 15 s in all): a restarting agent
+// is back within seconds, and a broken one should fail the caller soon. The
+// challenge's 401 is not in the set: it is the expected first answer.
+var Arc = Policy{
+	Statuses:      IMDS.Statuses,
+	MaxRetries:    4,
+	Base:          time.Second,
+	Cap:           8 * time.Second,
+	Jitter:        0.2,
+	MaxRetryAfter: 30 * time.Second,
+}
+
 // Retries reports whether status is in the policy's retry set.
 func (p Policy) Retries(status int) bool {
 	for _, s := range p.Statuses {

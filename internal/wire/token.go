@@ -206,11 +206,18 @@ func plausible(field, value string, t, now time.Time) error {
 	return nil
 }
 
-// appServiceDate is the 2017-09-01 App Service form of expires_on.
-const appServiceDate = "01/02/2006 15:04:05 -07:00"
+// appServiceDates are the forms of expires_on that the 2017-09-01 App Service
+// protocol sent: month/day/year, a 24-hour time, and the UTC offset, as in
+// "09/14/2017 00:00:00 +00:00". Month, day and hour may have one digit, and
+// a 12-hour time with AM/PM (as .NET formats dates) is read too.
+var appServiceDates = []string{
+	"1/2/2006 15:04:05 -07:00",
+	"1/2/2006 3:04:05 PM -07:00",
+}
 
-// ParseExpiresOn reads expires_on as epoch seconds (integer or decimal) or as
-// the 2017 App Service date form "09/14/2017 00:00:00 +00:00".
+// ParseExpiresOn reads expires_on as epoch seconds (integer or decimal, as a
+// string or a JSON number's text) or as the 2017 App Service date form
+// "09/14/2017 00:00:00 +00:00", whose offset is honoured.
 func ParseExpiresOn(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -228,8 +235,10 @@ func ParseExpiresOn(s string) (time.Time, error) {
 			return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
 		}
 	}
-	if t, err := time.Parse(appServiceDate, s); err == nil {
-		return t, nil
+	for _, layout := range appServiceDates {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
 	}
 	return time.Time{}, &DecodeError{Reason: fmt.Sprintf("expires_on %q is neither epoch seconds nor a date like \"09/14/2017 00:00:00 +00:00\"", clip(s))}
 }
