@@ -73,7 +73,6 @@ func TestDecodeTokenExpiry(t *testing.T) {
 		{"expires_in as a number when expires_on is absent", `"expires_in":3599`, in(3599 * time.Second)},
 		{"expires_in when expires_on is null", `"expires_on":null,"expires_in":"60"`, in(time.Minute)},
 		{"expires_in when expires_on is malformed", `"expires_on":"tomorrow","expires_in":"600"`, in(10 * time.Minute)},
-		{"expires_in when expires_on is already past", `"expires_on":"1000","expires_in":600`, in(10 * time.Minute)},
 		{"expires_on wins over expires_in", `"expires_on":"` + epoch + `","expires_in":"60"`, in(time.Hour)},
 	}
 	for _, tc := range cases {
@@ -92,6 +91,7 @@ func TestDecodeTokenRefusesUnusableExpiry(t *testing.T) {
 		{"no expiry at all", ``, "neither expires_on nor expires_in"},
 		{"malformed expires_on and nothing else", `"expires_on":"tomorrow"`, `expires_on "tomorrow"`},
 		{"expired expires_on", `"expires_on":"1000"`, "already expired"},
+		{"expired expires_on is final even with expires_in", `"expires_on":"1000","expires_in":600`, "already expired"},
 		{"malformed expires_in", `"expires_in":"an hour"`, "expires_in"},
 		{"negative expires_in", `"expires_in":"-5"`, "not in the future"},
 		{"expiry years away", `"expires_in":"999999999"`, "implausible"},
