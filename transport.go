@@ -3,7 +3,6 @@ package mitoken
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -294,14 +293,6 @@ func portOf(u *url.URL) string {
 		return "80"
 	}
 	return ""
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func closeBody(req *http.Request) {

@@ -117,11 +117,6 @@ func alwaysReject(w http.ResponseWriter, r *http.Request, n int) {
 	http.Error(w, "denied", http.StatusUnauthorized)
 }
 
-// roundTripFunc is a Base that the test controls.
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // mustNotSend is a Base that fails the test if anything reaches it.
 func mustNotSend(t *testing.T) http.RoundTripper {
 	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
