@@ -250,8 +250,8 @@ type attemptRecorder struct {
 }
 
 func (h *attemptRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (h *attemptRecorder) WithAttrs([]slog.Attr) slog.Handler        { return h }
-func (h *attemptRecorder) WithGroup(string) slog.Handler             { return h }
+func (h *attemptRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *attemptRecorder) WithGroup(string) slog.Handler            { return h }
 
 func (h *attemptRecorder) Handle(_ context.Context, r slog.Record) error {
 	a := attempt{}

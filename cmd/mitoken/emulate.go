@@ -14,7 +14,8 @@ import (
 const emulateHelp = `
 Serves the managed-identity emulator (package mitokentest) on loopback until
 interrupted (Ctrl-C, SIGTERM), and prints on standard output the export lines
-that point a program, or "mitoken token", at the chosen source:
+that point a program at the chosen source ("mitoken token" too, for IMDS and
+App Service):
 
   IMDS         AZURE_POD_IDENTITY_AUTHORITY_HOST
   App Service  IDENTITY_ENDPOINT and IDENTITY_HEADER (the emulator's own secret)

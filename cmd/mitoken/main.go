@@ -115,15 +115,27 @@ func newFlagSet(name, usageLine, description string) *flag.FlagSet {
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintf(w, "Usage: mitoken %s %s\n\n%s\n", name, usageLine, strings.TrimSpace(description))
-		n := 0
-		fs.VisitAll(func(*flag.Flag) { n++ })
-		if n > 0 {
-			fmt.Fprintf(w, "\nFlags:\n")
-			fs.PrintDefaults()
-		}
+		printFlags(w, fs)
 		fmt.Fprintf(w, "\n%s", exitCodesHelp)
 	}
 	return fs
+}
+
+// printFlags lists the flags of fs in the --name form that the help text uses.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			fmt.Fprintf(w, "\nFlags:\n")
+			first = false
+		}
+		kind, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  --%s %s\n      %s", f.Name, kind, usage)
+		if f.DefValue != "" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 // parse parses args into fs. It returns -1 when the command should go on,
