@@ -143,7 +143,7 @@ func TestEmulateAtAnAddress(t *testing.T) {
 	code, stdout, stderr := runCmd(t, "emulate", "--addr", addr)
 	assert.Equal(t, 1, code, "the address is taken")
 	assert.Empty(t, stdout)
-	assert.Contains(t, stderr, "address already in use")
+	assert.Contains(t, stderr, "listening for imds on "+addr)
 
 	t.Setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", e.env["AZURE_POD_IDENTITY_AUTHORITY_HOST"])
 	code, _, stderr = runCmd(t, "token", "--resource", vault, "--output", "raw")
