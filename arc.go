@@ -264,6 +264,9 @@ func (c *ArcCredential) keyPath(realm string) (string, error) {
 	if !strings.HasSuffix(name, arcKeyExt) || name == arcKeyExt {
 		return "", refuse("the key file name %s does not end in %s", quoteClip(name), arcKeyExt)
 	}
+	if strings.Contains(name, "..") {
+		return "", refuse("the key file name %s contains \"..\"", quoteClip(name))
+	}
 	for _, r := range name {
 		if r < 0x20 || r == 0x7f || r == '/' || r == '\\' || r == ':' {
 			return "", refuse("the key file name %s holds a character not allowed in a key file name", quoteClip(name))

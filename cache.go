@@ -220,12 +220,15 @@ func (b *base) miss(ctx context.Context, resource string) (Token, error) {
 	if f := cl.failed.Load(); f != nil && c.clock.Now().Before(f.until) {
 		return Token{}, f.err
 	}
+	if !b.life.enter() {
+		return Token{}, ErrClosed
+	}
 	done := make(chan flightResult, 1)
 	c.running.Add(1)
 	go func() {
 		defer c.running.Done()
-		v, err, _ := c.flights.Do(cl.flightKey, b.flight(ctx, cl, resource, false))
-		tok, _ := v.(Token)
+		defer b.life.exit()
+		tok, err := b.shared(ctx, cl, resource, false)
 		done <- flightResult{tok, err}
 	}()
 	select {
@@ -236,17 +239,41 @@ func (b *base) miss(ctx context.Context, resource string) (Token, error) {
 	}
 }
 
+// shared joins the request for cl under way, or starts one, and waits for
+// its result. It stops waiting, with ErrClosed, when the credential is
+// closed: a request another credential started goes on without it.
+func (b *base) shared(parent context.Context, cl *cell, resource string, background bool) (Token, error) {
+	for try := 0; ; try++ {
+		ch := b.scope.cache.flights.DoChan(cl.flightKey, b.flight(parent, cl, resource, background))
+		select {
+		case r := <-ch:
+			if errors.Is(r.Err, ErrClosed) && !b.life.isClosed() && try < 3 {
+				continue // another credential's request, cancelled by its Close
+			}
+			tok, _ := r.Val.(Token)
+			return tok, r.Err
+		case <-b.life.done():
+			return Token{}, ErrClosed
+		}
+	}
+}
+
 func (b *base) refreshInBackground(cl *cell, resource string) {
 	if !cl.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	if !b.life.enter() {
+		cl.refreshing.Store(false)
 		return
 	}
 	c := b.scope.cache
 	c.running.Add(1)
 	go func() {
 		defer c.running.Done()
+		defer b.life.exit()
 		defer cl.refreshing.Store(false)
-		_, err, _ := c.flights.Do(cl.flightKey, b.flight(context.Background(), cl, resource, true))
-		if err != nil {
+		_, err := b.shared(context.Background(), cl, resource, true)
+		if err != nil && !errors.Is(err, ErrClosed) {
 			b.backOffRefresh(cl, err)
 		}
 	}()
@@ -286,6 +313,9 @@ func (b *base) flight(parent context.Context, cl *cell, resource string, backgro
 		defer func() {
 			if r := recover(); r != nil {
 				v, err = nil, &panicError{source: b.source}
+				b.logger.Info("mitoken: token request failed", slog.String("source", b.source),
+					slog.String("resource", resource), slog.Bool("background", background),
+					slog.String("error", err.Error()))
 			}
 		}()
 		c := b.scope.cache
@@ -296,17 +326,33 @@ func (b *base) flight(parent context.Context, cl *cell, resource string, backgro
 				return e.tok, nil
 			}
 		}
+		// Close waits for this request and cancels it.
+		if !b.life.enter() {
+			return nil, ErrClosed
+		}
+		defer b.life.exit()
+		c.running.Add(1)
+		defer c.running.Done()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), b.fetchTimeout)
 		defer cancel()
+		if b.life != nil {
+			defer context.AfterFunc(b.life.ctx, cancel)()
+		}
 		wt, err := b.fetch(ctx, resource)
 		now := c.clock.Now()
 		if err != nil {
-			if ctx.Err() != nil && !errors.Is(err, ErrUnavailable) {
+			switch {
+			case b.life.isClosed():
+				err = ErrClosed
+			case ctx.Err() != nil && !errors.Is(err, ErrUnavailable):
 				err = &timeoutError{source: b.source, after: b.fetchTimeout, err: err}
 			}
 			if worthBackoff(err) {
 				cl.failed.Store(&failure{err: err, until: now.Add(missBackoff)})
 			}
+			b.logger.Info("mitoken: token request failed", slog.String("source", b.source),
+				slog.String("resource", resource), slog.Bool("background", background),
+				slog.String("error", err.Error()))
 			return nil, err
 		}
 		e := c.newEntry(wt, resource, now)
@@ -317,6 +363,64 @@ func (b *base) flight(parent context.Context, cl *cell, resource string, backgro
 			slog.Time("expires_on", e.tok.ExpiresOn), slog.Time("refresh_on", e.tok.RefreshOn))
 		return e.tok, nil
 	}
+}
+
+// lifecycle is what Close ends: the requests and background refreshes a
+// credential started. A nil *lifecycle (a bare base in tests) never closes.
+type lifecycle struct {
+	closed atomic.Bool
+	mu     sync.Mutex // orders enter against close
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newLifecycle() *lifecycle {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &lifecycle{ctx: ctx, cancel: cancel}
+}
+
+func (l *lifecycle) isClosed() bool { return l != nil && l.closed.Load() }
+
+// enter counts one goroutine or request of the credential, or reports false
+// when the credential is closed. Every successful enter needs an exit.
+func (l *lifecycle) enter() bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return false
+	}
+	l.wg.Add(1)
+	return true
+}
+
+func (l *lifecycle) exit() {
+	if l != nil {
+		l.wg.Done()
+	}
+}
+
+// done is closed when the credential is closed; nil (never) for a nil l.
+func (l *lifecycle) done() <-chan struct{} {
+	if l == nil {
+		return nil
+	}
+	return l.ctx.Done()
+}
+
+// close refuses new work, cancels the work under way and waits for it.
+func (l *lifecycle) close() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.closed.Store(true)
+	l.mu.Unlock()
+	l.cancel()
+	l.wg.Wait()
 }
 
 // worthBackoff reports whether a failed request should not be repeated at

@@ -127,10 +127,12 @@ type config struct {
 	idHeader   string
 	errs       []error
 
-	// Test hooks: shorten retry waits, bound the detached fetch.
-	retryWait    func(time.Duration) time.Duration
-	fetchTimeout time.Duration
-	probe        bool // fail fast when nothing listens (New's auto-selected IMDS)
+	// Test hooks: shorten retry waits, bound the detached fetch, bound one
+	// attempt (instead of attemptTimeout).
+	retryWait      func(time.Duration) time.Duration
+	fetchTimeout   time.Duration
+	attemptTimeout time.Duration
+	probe          bool // fail fast when nothing listens (New's auto-selected IMDS)
 }
 
 func userAssigned(name string, kind identityKind, value string) Option {
@@ -334,6 +336,7 @@ type base struct {
 	fetch        fetcher
 	fetchTimeout time.Duration
 	logger       *slog.Logger
+	life         *lifecycle
 }
 
 func newBase(source, endpoint string, cfg *config, f fetcher) base {
@@ -343,8 +346,30 @@ func newBase(source, endpoint string, cfg *config, f fetcher) base {
 		fetch:        f,
 		fetchTimeout: cfg.fetchTimeout,
 		logger:       cfg.logger,
+		life:         newLifecycle(),
 	}
 }
+
+// Close stops the credential. Token requests and background refreshes that
+// it started are cancelled, and Close returns once they have ended, so no
+// goroutine of the credential outlives it. After Close, GetToken returns
+// ErrClosed. Tokens it cached stay in the cache for other credentials that
+// share it. Close may be called more than once, and concurrently with
+// GetToken; it always returns nil. A credential that is never closed holds
+// no goroutine while idle: background refreshes end by themselves, within
+// two minutes at most.
+func (b *base) Close() error {
+	b.life.close()
+	return nil
+}
+
+// String describes the credential: its source and endpoint, never a secret.
+func (b base) String() string {
+	return "mitoken credential{source: " + b.source + ", endpoint: " + b.scope.key.endpoint + "}"
+}
+
+// Format writes String for every verb, so no fmt verb shows a secret field.
+func (b base) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, b.String()) }
 
 // GetToken returns a token for resource; see Credential. Every source's
 // credential has it through base.
@@ -362,6 +387,9 @@ func (b *base) Invalidate(resource string, tok Token) bool {
 // getToken is the whole GetToken of every source. On a cache hit it does no
 // more than a map lookup, an atomic load and a clock read.
 func (b *base) getToken(ctx context.Context, resource string) (Token, error) {
+	if b.life.isClosed() {
+		return Token{}, ErrClosed
+	}
 	resource = strings.TrimSuffix(resource, "/.default")
 	if tok, ok := b.hit(resource); ok {
 		return tok, nil

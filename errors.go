@@ -14,6 +14,10 @@ import (
 // such identity. Test for it with errors.Is to fall back to another credential.
 var ErrUnavailable = errors.New("managed identity is not available")
 
+// ErrClosed is returned by GetToken once the credential has been closed,
+// and by a token request that Close cancelled.
+var ErrClosed = errors.New("mitoken: the credential is closed")
+
 // ResponseError is returned when a managed-identity endpoint answered with an
 // error, or with a 200 whose body cannot be used. It never holds the token or
 // a secret header; the endpoint's own text is shortened and stripped of

@@ -5,6 +5,7 @@ go 1.25
 require (
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/stretchr/testify v1.11.1
+	go.uber.org/goleak v1.3.0
 	golang.org/x/sync v0.19.0
 )
 

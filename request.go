@@ -1,9 +1,11 @@
 package mitoken
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,18 +81,25 @@ type sender struct {
 // retrying client shares between requests, can count and judge each one.
 type requestState struct {
 	probe    bool
+	host     string
 	attempts int
 	started  time.Time
+	latency  time.Duration // of the attempt in progress, set by attemptTransport
 }
 
 type stateKey struct{}
 
 func newSender(source string, policy retry.Policy, cfg *config) *sender {
-	hc := &http.Client{Transport: sharedTransport, Timeout: attemptTimeout}
+	timeout := attemptTimeout
+	if cfg.attemptTimeout > 0 {
+		timeout = cfg.attemptTimeout
+	}
+	hc := &http.Client{Transport: sharedTransport, Timeout: timeout}
 	if cfg.httpClient != nil {
 		copied := *cfg.httpClient
 		hc = &copied
 	}
+	hc.Transport = &attemptTransport{base: hc.Transport}
 	hc.CheckRedirect = noRedirect
 	s := &sender{source: source, policy: policy, clock: cfg.cache.clock, logger: cfg.logger, wait: cfg.retryWait}
 	s.client = &retryablehttp.Client{
@@ -110,25 +119,77 @@ func keepLastResponse(resp *http.Response, err error, _ int) (*http.Response, er
 	return resp, err
 }
 
+// attemptTransport reads each answer's body (up to the size limit) before
+// the attempt ends, so that the per-attempt timeout covers the body and a
+// connection lost mid-body is a failed attempt, retried like any other, and
+// it times the attempt for the log.
+type attemptTransport struct{ base http.RoundTripper }
+
+func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	st, _ := req.Context().Value(stateKey{}).(*requestState)
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
+	if err == nil {
+		var body []byte
+		body, err = io.ReadAll(io.LimitReader(resp.Body, wire.MaxBodyBytes+1))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if err != nil {
+			resp = nil
+		}
+	}
+	if st != nil {
+		st.latency = time.Since(start)
+	}
+	return resp, err
+}
+
+// CloseIdleConnections closes the idle connections of the base transport.
+func (t *attemptTransport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// checkRetry judges each attempt. It logs one debug record per attempt
+// (source, host, status, attempt number, latency) and a warning for each
+// retry; never the URL's query string, a header or a body.
 func (s *sender) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	st, _ := ctx.Value(stateKey{}).(*requestState)
 	if st == nil {
 		st = &requestState{} // never nil in practice: do always sets it
 	}
 	st.attempts++
-	attrs := []any{slog.String("source", s.source), slog.Int("attempt", st.attempts),
-		slog.Duration("elapsed", s.clock.Now().Sub(st.started))}
+	attrs := []any{slog.String("source", s.source), slog.String("host", st.host), slog.Int("attempt", st.attempts)}
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+	}
+	debug := append(attrs, slog.Int("status", status), slog.Duration("latency", st.latency))
+	st.latency = 0
+	if err != nil {
+		debug = append(debug, slog.String("error", describeTransportError(err)))
+	}
+	s.logger.Debug("mitoken: token request attempt", debug...)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return false, ctxErr
 	}
+	attrs = append(attrs, slog.Duration("elapsed", s.clock.Now().Sub(st.started)))
+	retrying := st.attempts <= s.policy.MaxRetries // else retryablehttp stops here
 	if err != nil {
 		if isDialError(err) && st.probe {
 			return false, err // nothing listens: no retries when only probing
 		}
+		if !retrying {
+			return true, nil
+		}
 		s.logger.Warn("mitoken: token request failed; retrying", append(attrs, slog.String("error", describeTransportError(err)))...)
 		return true, nil
 	}
-	s.logger.Debug("mitoken: token endpoint answered", append(attrs, slog.String("host", resp.Request.URL.Host), slog.Int("status", resp.StatusCode))...)
 	if !s.policy.Retries(resp.StatusCode) {
 		return false, nil
 	}
@@ -136,6 +197,9 @@ func (s *sender) checkRetry(ctx context.Context, resp *http.Response, err error)
 		s.logger.Warn("mitoken: endpoint asked to retry later than mitoken waits; giving up",
 			append(attrs, slog.Int("status", resp.StatusCode), slog.Duration("retry_after", ra))...)
 		return false, nil
+	}
+	if !retrying {
+		return true, nil
 	}
 	s.logger.Warn("mitoken: token endpoint answered a retryable status; retrying", append(attrs, slog.Int("status", resp.StatusCode))...)
 	return true, nil
@@ -158,7 +222,7 @@ func (s *sender) backoff(_, _ time.Duration, attempt int, resp *http.Response) t
 // returned as an error naming the host; one where nothing could be reached
 // also satisfies errors.Is(err, ErrUnavailable).
 func (s *sender) do(ctx context.Context, req *http.Request, probe bool) (*http.Response, int, error) {
-	st := &requestState{probe: probe, started: s.clock.Now()}
+	st := &requestState{probe: probe, host: req.URL.Host, started: s.clock.Now()}
 	ctx = context.WithValue(ctx, stateKey{}, st)
 	rreq, err := retryablehttp.FromRequest(req.WithContext(ctx))
 	if err != nil {

@@ -2,6 +2,7 @@ package mitokentest_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // TestMain points the IMDS host override at a closed loopback port, so a
@@ -26,7 +28,17 @@ func TestMain(m *testing.M) {
 	addr := l.Addr().String()
 	l.Close()
 	os.Setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://"+addr)
-	os.Exit(m.Run())
+	code := m.Run()
+	if code == 0 {
+		// Idle keep-alive connections are not leaks: close them so that their
+		// read and write loops end before the check.
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak: goroutines outlived the tests:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 const vault = "https://vault.azure.net"

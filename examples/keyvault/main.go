@@ -83,7 +83,7 @@ func run(vault, secret, clientID string) error {
 	}
 	_ = json.Unmarshal(body, &out)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the Key Vault answered %s: %s %s", resp.Status, out.Error.Code, out.Error.Message)
+		return fmt.Errorf("key vault answered %s: %s %s", resp.Status, out.Error.Code, out.Error.Message)
 	}
 	fmt.Println(out.Value)
 	return nil
