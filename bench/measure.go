@@ -136,50 +136,56 @@ type Refusal struct {
 	Err     error
 }
 
-// NoListener times the first GetToken of client when nothing listens at
-// addr (a closed loopback port, see ClosedLoopbackAddr). mitoken is built
+// NoListener builds client's credential for a host where nothing listens
+// at addr (a closed loopback port, see ClosedLoopbackAddr) and returns a
+// function that times its first GetToken, bounded by ctx. mitoken is built
 // with New and AZURE_POD_IDENTITY_AUTHORITY_HOST pointing at addr, so it
 // auto-detects IMDS as on a host that is not on Azure; azidentity's
 // ManagedIdentityCredential has its fixed IMDS address redirected to addr
-// by a Guard. ctx bounds the wait.
-func NoListener(ctx context.Context, client, addr string) (res Refusal, err error) {
+// by a Guard. The environment is changed only while the credential is
+// built, so the returned function may run alongside other measures.
+func NoListener(client, addr string) (first func(ctx context.Context) (Refusal, error), err error) {
 	restore := setEnv(map[string]string{"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://" + addr})
 	defer restore()
-	var get Getter
+	var (
+		get   Getter
+		guard *Guard
+	)
 	switch client {
 	case "mitoken":
 		cred, err := mitoken.New(mitoken.WithCache(mitoken.NewCache()))
 		if err != nil {
-			return Refusal{}, err
+			return nil, err
 		}
 		if src := mitoken.SourceOf(cred); src != "imds" {
-			return Refusal{}, fmt.Errorf("bench: mitoken.New chose %q, not imds", src)
+			return nil, fmt.Errorf("bench: mitoken.New chose %q, not imds", src)
 		}
 		get = MitokenGetter(cred)
 	default:
-		g, err := NewGuard(addr)
-		if err != nil {
-			return Refusal{}, err
+		if guard, err = NewGuard(addr); err != nil {
+			return nil, err
 		}
-		defer g.Close()
 		cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-			ClientOptions: azcore.ClientOptions{Transport: g},
+			ClientOptions: azcore.ClientOptions{Transport: guard},
 		})
 		if err != nil {
-			return Refusal{}, err
+			return nil, err
 		}
 		get = AzureGetter(cred)
-		defer func() {
-			if gerr := g.Err(); gerr != nil {
-				res, err = Refusal{}, gerr
+	}
+	return func(ctx context.Context) (Refusal, error) {
+		t0 := time.Now()
+		_, err := get(ctx, UniqueResource())
+		elapsed := time.Since(t0)
+		if guard != nil {
+			guard.Close()
+			if gerr := guard.Err(); gerr != nil {
+				return Refusal{}, gerr
 			}
-		}()
-	}
-	t0 := time.Now()
-	_, err = get(ctx, UniqueResource())
-	elapsed := time.Since(t0)
-	if err == nil {
-		return Refusal{}, fmt.Errorf("bench: %s got a token with nothing listening at %s", client, addr)
-	}
-	return Refusal{Elapsed: elapsed, Err: err}, nil
+		}
+		if err == nil {
+			return Refusal{}, fmt.Errorf("bench: %s got a token with nothing listening at %s", client, addr)
+		}
+		return Refusal{Elapsed: elapsed, Err: err}, nil
+	}, nil
 }
