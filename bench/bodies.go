@@ -150,12 +150,7 @@ func getter(b *testing.B, r *Rig, kind string, base http.RoundTripper, target st
 			if err != nil {
 				return err
 			}
-			resp, err := hc.Do(req)
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			return resp.Body.Close()
+			return drain(hc.Do(req))
 		}
 	case BarePipeline, AzurePolicy:
 		var po runtime.PipelineOptions
@@ -169,16 +164,21 @@ func getter(b *testing.B, r *Rig, kind string, base http.RoundTripper, target st
 			if err != nil {
 				return err
 			}
-			resp, err := p.Do(req)
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			return resp.Body.Close()
+			return drain(p.Do(req))
 		}
 	}
 	b.Fatalf("bench: unknown GET client %q", kind)
 	return nil
+}
+
+// drain reads and closes the body of a response, as a client that reuses
+// connections does.
+func drain(resp *http.Response, err error) error {
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
 }
 
 // ColdBench returns a benchmark whose every op is Cold with Callers
