@@ -62,7 +62,8 @@ const (
 	longLived     = 2 * time.Hour
 	refreshWindow = 5 * time.Minute
 	// maxJitter bounds how much earlier than computed a refresh may start;
-	// the jitter is also at most a twentieth of the token's lifetime.
+	// the jitter is also at most a twentieth of the token's lifetime and a
+	// tenth of the time until the refresh is due.
 	maxJitter = 5 * time.Minute
 	// expiryMargin: a token this close to expiry is not handed out (a caller
 	// could not use it before it lapsed). At most a quarter of the lifetime.
@@ -449,7 +450,7 @@ func (c *Cache) newEntry(wt wire.Token, resource string, now time.Time) *entry {
 			refresh = half
 		}
 	}
-	refresh = refresh.Add(-c.jitter(jitterBound(life)))
+	refresh = refresh.Add(-c.jitter(jitterBound(life, refresh.Sub(now))))
 	if stale := exp.Add(-margin); refresh.After(stale) {
 		refresh = stale
 	}
@@ -474,9 +475,11 @@ func (c *Cache) newEntry(wt wire.Token, resource string, now time.Time) *entry {
 	}
 }
 
-// jitterBound is the most a refresh is moved earlier for a token of the
-// given lifetime: a twentieth of it, at most maxJitter.
-func jitterBound(life time.Duration) time.Duration { return min(life/20, maxJitter) }
+// jitterBound is the most a refresh due after wait is moved earlier for a
+// token of lifetime life: a twentieth of the lifetime and a tenth of the wait
+// (so a short refresh_in is not jittered into an immediate refresh), at most
+// maxJitter.
+func jitterBound(life, wait time.Duration) time.Duration { return min(life/20, wait/10, maxJitter) }
 
 // timeoutError reports a token request that ran out of its own time.
 type timeoutError struct {

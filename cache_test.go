@@ -348,10 +348,17 @@ func TestRefreshJitterStaysWithinBounds(t *testing.T) {
 
 		e := c.newEntry(tok, res, now)
 		base := noJitter.newEntry(tok, res, now)
-		assert.Equal(t, min(life/20, maxJitter), asked, "jitter bound for %v", life)
+		assert.Equal(t, min(life/20, base.refreshAt.Sub(now)/10, maxJitter), asked, "jitter bound for %v", life)
 		assert.Equal(t, base.refreshAt.Add(-asked), e.refreshAt, "jitter moves the refresh earlier by at most its bound")
 		assert.True(t, e.refreshAt.After(now))
 	}
+	// A short refresh_in is jittered by at most a tenth of it, so the refresh
+	// never becomes due the moment the token arrives.
+	c := newCache(clock.NewFake(now))
+	c.jitter = func(max time.Duration) time.Duration { return max }
+	e := c.newEntry(wire.Token{AccessToken: "x", ExpiresOn: now.Add(24 * time.Hour), RefreshIn: 2 * time.Second}, res, now)
+	assert.Equal(t, now.Add(2*time.Second-200*time.Millisecond), e.refreshAt)
+
 	// The real jitter source stays within [0, max).
 	for range 10000 {
 		j := randomJitter(time.Minute)
