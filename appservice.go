@@ -41,10 +41,7 @@ func newAppService(opts []Option) (*AppServiceCredential, error) {
 	if err != nil {
 		return nil, err
 	}
-	origin, raw := "WithEndpoint", cfg.endpoint
-	if raw == "" {
-		origin, raw = envIdentityEP, os.Getenv(envIdentityEP)
-	}
+	origin, raw := endpointFrom(cfg, envIdentityEP)
 	if strings.TrimSpace(raw) == "" {
 		return nil, unavailable(appServiceSource, envIdentityEP+" is not set (and no WithEndpoint was given)", nil)
 	}

@@ -125,6 +125,9 @@ type config struct {
 	cache      *Cache
 	arcDir     string
 	idHeader   string
+	thumbprint string // Service Fabric: WithServerThumbprint
+	tenant     string // workload identity: WithTenantID
+	tokenFile  string // workload identity: WithFederatedTokenFile
 	errs       []error
 
 	// Test hooks: shorten retry waits, bound the detached fetch.
@@ -208,8 +211,10 @@ func WithArcTokenDir(dir string) Option {
 	}
 }
 
-// WithIdentityHeader sets the App Service secret sent as X-IDENTITY-HEADER,
-// overriding IDENTITY_HEADER. Other sources ignore it.
+// WithIdentityHeader sets the secret that the endpoint requires: for App
+// Service the X-IDENTITY-HEADER value and for Service Fabric the Secret
+// value, overriding IDENTITY_HEADER; for Azure ML the secret value,
+// overriding MSI_SECRET. Other sources ignore it.
 func WithIdentityHeader(secret string) Option {
 	return func(c *config) {
 		if secret == "" {
@@ -217,6 +222,38 @@ func WithIdentityHeader(secret string) Option {
 			return
 		}
 		c.idHeader = secret
+	}
+}
+
+// WithServerThumbprint sets the SHA-1 thumbprint (40 hex digits; colons and
+// spaces are ignored) of the Service Fabric token endpoint's certificate,
+// overriding IDENTITY_SERVER_THUMBPRINT. Other sources ignore it.
+func WithServerThumbprint(thumbprint string) Option {
+	return func(c *config) { c.thumbprint = thumbprint }
+}
+
+// WithTenantID sets the Microsoft Entra tenant of a workload identity,
+// overriding AZURE_TENANT_ID. Other sources ignore it.
+func WithTenantID(tenant string) Option {
+	return func(c *config) {
+		if strings.TrimSpace(tenant) == "" {
+			c.errs = append(c.errs, &ArgumentError{Name: "WithTenantID", Problem: "the tenant ID is empty"})
+			return
+		}
+		c.tenant = tenant
+	}
+}
+
+// WithFederatedTokenFile sets the file holding a workload identity's
+// federated (service account) token, overriding AZURE_FEDERATED_TOKEN_FILE.
+// Other sources ignore it.
+func WithFederatedTokenFile(path string) Option {
+	return func(c *config) {
+		if strings.TrimSpace(path) == "" {
+			c.errs = append(c.errs, &ArgumentError{Name: "WithFederatedTokenFile", Problem: "the path is empty"})
+			return
+		}
+		c.tokenFile = path
 	}
 }
 
@@ -263,7 +300,43 @@ const (
 	envIdentityEP     = "IDENTITY_ENDPOINT"
 	envIdentityHeader = "IDENTITY_HEADER"
 	envIMDSEndpoint   = "IMDS_ENDPOINT"
+	envMSIEndpoint    = "MSI_ENDPOINT"
+	envMSISecret      = "MSI_SECRET"
+	envThumbprint     = "IDENTITY_SERVER_THUMBPRINT"
+	envDefaultMLID    = "DEFAULT_IDENTITY_CLIENT_ID"
+	envTokenFile      = "AZURE_FEDERATED_TOKEN_FILE"
+	envTenantID       = "AZURE_TENANT_ID"
+	envAuthorityHost  = "AZURE_AUTHORITY_HOST"
 )
+
+// systemOnly makes cfg ask for the system-assigned identity on a source that
+// has no other: a user-assigned option is an *ArgumentError, and
+// AZURE_CLIENT_ID from the environment is ignored (logged at debug level),
+// so a process that sets it for other credentials still works here.
+// The error says platform supports only the system-assigned identity, with
+// whose ("the machine's ", say) before it.
+func systemOnly(cfg *config, source, platform, whose string) error {
+	if cfg.id.kind == systemAssigned {
+		return nil
+	}
+	if !cfg.idFromEnv {
+		return &ArgumentError{Name: cfg.idOptions[0],
+			Problem: platform + " supports only " + whose + "system-assigned identity; remove the option"}
+	}
+	cfg.logger.Debug("mitoken: "+platform+" has no user-assigned identities; ignoring "+envClientID, slog.String("source", source))
+	cfg.id = identity{}
+	return nil
+}
+
+// endpointFrom returns the endpoint URL text and where it came from:
+// WithEndpoint when given, else the environment variable env (which may be
+// empty).
+func endpointFrom(cfg *config, env string) (origin, raw string) {
+	if cfg.endpoint != "" {
+		return "WithEndpoint", cfg.endpoint
+	}
+	return env, os.Getenv(env)
+}
 
 // parseEndpoint checks an endpoint URL from an option or the environment.
 func parseEndpoint(origin, raw string) (*url.URL, error) {
@@ -281,23 +354,39 @@ func parseEndpoint(origin, raw string) (*url.URL, error) {
 // New returns a credential for the managed-identity source of this host,
 // chosen from the environment, in this order:
 //
-//  1. App Service, Functions, Container Apps: IDENTITY_ENDPOINT and
-//     IDENTITY_HEADER are both set (NewAppService).
-//  2. Azure Arc: IDENTITY_ENDPOINT and IMDS_ENDPOINT are both set, or the Arc
+//  1. AKS workload identity: AZURE_FEDERATED_TOKEN_FILE is set
+//     (NewWorkloadIdentity). AZURE_CLIENT_ID and AZURE_TENANT_ID must be set
+//     too: when one is missing New returns an error naming it rather than
+//     falling through to IMDS, which would give the node's identity.
+//  2. IDENTITY_ENDPOINT and IDENTITY_HEADER are both set: Service Fabric when
+//     IDENTITY_SERVER_THUMBPRINT is set as well (NewServiceFabric), else App
+//     Service, Functions, Container Apps (NewAppService).
+//  3. MSI_ENDPOINT is set: Azure ML when MSI_SECRET is set as well
+//     (NewAzureML), else Cloud Shell (NewCloudShell).
+//  4. Azure Arc: IDENTITY_ENDPOINT and IMDS_ENDPOINT are both set, or the Arc
 //     agent is installed (/opt/azcmagent/bin/himds on Linux,
 //     %ProgramData%\AzureConnectedMachineAgent\himds.exe on Windows) (NewArc).
-//  3. Otherwise IMDS (NewIMDS). Its first request then gives up within about
+//  5. Otherwise IMDS (NewIMDS). Its first request then gives up within about
 //     a second when nothing answers, returning an error for which
 //     errors.Is(err, ErrUnavailable) holds.
 //
-// Options apply to whichever source is chosen; AZURE_CLIENT_ID is the
-// default user-assigned client ID for App Service and IMDS and is ignored on
-// Arc. SourceOf tells which source was chosen. To use one source whatever
-// the environment says, call its constructor instead.
+// Options apply to whichever source is chosen. AZURE_CLIENT_ID is the
+// default user-assigned client ID for App Service, Azure ML and IMDS, the
+// application of a workload identity, and is ignored on Service Fabric,
+// Cloud Shell and Arc. SourceOf tells which source was chosen. To use one
+// source whatever the environment says, call its constructor instead.
 func New(opts ...Option) (Credential, error) {
 	switch detectSource() {
+	case workloadSource:
+		return newWorkloadIdentity(opts)
+	case serviceFabricSource:
+		return newServiceFabric(opts)
 	case appServiceSource:
 		return newAppService(opts)
+	case azureMLSource:
+		return newAzureML(opts)
+	case cloudShellSource:
+		return newCloudShell(opts)
 	case arcSource:
 		return newArc(opts)
 	}
@@ -308,8 +397,16 @@ func New(opts ...Option) (Credential, error) {
 func detectSource() string {
 	set := func(name string) bool { return strings.TrimSpace(os.Getenv(name)) != "" }
 	switch {
+	case set(envTokenFile):
+		return workloadSource
+	case set(envIdentityEP) && set(envIdentityHeader) && set(envThumbprint):
+		return serviceFabricSource
 	case set(envIdentityEP) && set(envIdentityHeader):
 		return appServiceSource
+	case set(envMSIEndpoint) && set(envMSISecret):
+		return azureMLSource
+	case set(envMSIEndpoint):
+		return cloudShellSource
 	case set(envIdentityEP) && set(envIMDSEndpoint), arcInstalled():
 		return arcSource
 	}
@@ -317,8 +414,9 @@ func detectSource() string {
 }
 
 // SourceOf names the source behind a credential returned by New or by a
-// source's constructor: "imds", "appservice" or "arc". For any other
-// Credential it returns "".
+// source's constructor: "workloadidentity", "servicefabric", "appservice",
+// "azureml", "cloudshell", "arc" or "imds". For any other Credential it
+// returns "".
 func SourceOf(c Credential) string {
 	if s, ok := c.(interface{ Source() string }); ok {
 		return s.Source()

@@ -122,6 +122,10 @@ func (s *sender) checkRetry(ctx context.Context, resp *http.Response, err error)
 		return false, ctxErr
 	}
 	if err != nil {
+		var final noRetry
+		if errors.As(err, &final) {
+			return false, err // retrying cannot cure it (a pinned certificate that does not match)
+		}
 		if isDialError(err) && st.probe {
 			return false, err // nothing listens: no retries when only probing
 		}
@@ -259,6 +263,24 @@ func newGet(ctx context.Context, endpoint *url.URL, q url.Values, header ...stri
 	}
 	return req, nil
 }
+
+// newPostForm builds a POST to endpoint with form as its
+// application/x-www-form-urlencoded body and the given header pairs. The
+// retrying client buffers the body, so every retry resends the same form.
+func newPostForm(ctx context.Context, endpoint *url.URL, form url.Values, header ...string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint.String(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return req, nil
+}
+
+// noRetry is implemented by transport errors that retrying cannot cure.
+type noRetry interface{ noRetry() }
 
 func statusMessage(resp *http.Response) string {
 	switch {
