@@ -62,7 +62,7 @@ func TestNewDetectsTheSource(t *testing.T) {
 		{name: "Service Fabric and App Service win over MSI_ENDPOINT",
 			env: map[string]string{envIdentityEP: ep, envIdentityHeader: "s", envMSIEndpoint: "http://localhost:50342/oauth2/token", envMSISecret: "s"}, want: "appservice"},
 		{name: "MSI_ENDPOINT and MSI_SECRET: Azure ML",
-			env: map[string]string{envMSIEndpoint: "http://127.0.0.1:46808/MSI/auth", envMSISecret: "s", envDefaultMLID: "ml-cid"},
+			env:  map[string]string{envMSIEndpoint: "http://127.0.0.1:46808/MSI/auth", envMSISecret: "s", envDefaultMLID: "ml-cid"},
 			want: "azureml", wantID: identity{kind: byClientID, value: "ml-cid"}},
 		{name: "MSI_ENDPOINT alone: Cloud Shell",
 			env: map[string]string{envMSIEndpoint: "http://localhost:50342/oauth2/token", envClientID: "ignored"}, want: "cloudshell"},
