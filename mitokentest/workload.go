@@ -212,7 +212,7 @@ func (s *Server) writeFederatedToken() error {
 func (s *Server) serviceAccountToken() string {
 	now := s.cfg.now().Truncate(time.Second)
 	claims := map[string]any{
-		"aud": []string{"api://AzureADTokenExchange"},
+		"aud": "api://AzureADTokenExchange", // DecodeClaims reads it back
 		"iss": "https://oidc.mitokentest.invalid/" + s.tenant + "/",
 		"sub": "system:serviceaccount:default:mitokentest",
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
