@@ -225,4 +225,3 @@ func TestNewWithAHalfConfiguredWorkloadIdentityDoesNotFallBackToIMDS(t *testing.
 	assert.False(t, errors.Is(err, mitoken.ErrUnavailable))
 	assert.Equal(t, 0, s.Requests(mitokentest.IMDS))
 }
-
