@@ -54,20 +54,13 @@ func newAzureML(opts []Option) (*AzureMLCredential, error) {
 			cfg.id = identity{kind: byClientID, value: def}
 		}
 	}
-	origin, raw := endpointFrom(cfg, envMSIEndpoint)
-	if strings.TrimSpace(raw) == "" {
-		return nil, unavailable(azureMLSource, envMSIEndpoint+" is not set (and no WithEndpoint was given)", nil)
-	}
-	u, err := parseEndpoint(origin, raw)
+	u, _, err := localEndpoint(cfg, azureMLSource, envMSIEndpoint)
 	if err != nil {
 		return nil, err
 	}
-	secret := cfg.idHeader
-	if secret == "" {
-		secret = os.Getenv(envMSISecret)
-	}
-	if secret == "" {
-		return nil, unavailable(azureMLSource, envMSISecret+" is not set (and no WithIdentityHeader was given)", nil)
+	secret, err := secretFrom(cfg, azureMLSource, envMSISecret)
+	if err != nil {
+		return nil, err
 	}
 	c := &AzureMLCredential{endpoint: u, clientID: cfg.id.value, secret: secret}
 	c.send = newSender(azureMLSource, retry.AppService, cfg)
@@ -88,10 +81,5 @@ func (c *AzureMLCredential) fetch(ctx context.Context, resource string) (wire.To
 	if err != nil {
 		return wire.Token{}, err
 	}
-	resp, attempts, err := c.send.do(ctx, req, false)
-	if err != nil {
-		return wire.Token{}, err
-	}
-	tok, _, err := c.send.readToken(resp, attempts)
-	return tok, redactSecret(err, c.secret)
+	return c.send.fetchToken(ctx, req, c.secret)
 }

@@ -3,7 +3,6 @@ package mitoken
 import (
 	"context"
 	"net/url"
-	"strings"
 
 	"github.com/mitoken/mitoken/internal/retry"
 	"github.com/mitoken/mitoken/internal/wire"
@@ -37,11 +36,7 @@ func newCloudShell(opts []Option) (*CloudShellCredential, error) {
 	if err := systemOnly(cfg, cloudShellSource, "Azure Cloud Shell", "the "); err != nil {
 		return nil, err
 	}
-	origin, raw := endpointFrom(cfg, envMSIEndpoint)
-	if strings.TrimSpace(raw) == "" {
-		return nil, unavailable(cloudShellSource, envMSIEndpoint+" is not set (and no WithEndpoint was given)", nil)
-	}
-	u, err := parseEndpoint(origin, raw)
+	u, _, err := localEndpoint(cfg, cloudShellSource, envMSIEndpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -60,10 +55,5 @@ func (c *CloudShellCredential) fetch(ctx context.Context, resource string) (wire
 	if err != nil {
 		return wire.Token{}, err
 	}
-	resp, attempts, err := c.send.do(ctx, req, false)
-	if err != nil {
-		return wire.Token{}, err
-	}
-	tok, _, err := c.send.readToken(resp, attempts)
-	return tok, err
+	return c.send.fetchToken(ctx, req, "")
 }

@@ -202,13 +202,7 @@ func WithCache(cache *Cache) Option {
 // that run without root; it is deliberately not settable from the
 // environment. Other sources ignore it.
 func WithArcTokenDir(dir string) Option {
-	return func(c *config) {
-		if strings.TrimSpace(dir) == "" {
-			c.errs = append(c.errs, &ArgumentError{Name: "WithArcTokenDir", Problem: "the directory is empty"})
-			return
-		}
-		c.arcDir = dir
-	}
+	return textOption("WithArcTokenDir", "the directory", dir, func(c *config) { c.arcDir = dir })
 }
 
 // WithIdentityHeader sets the secret that the endpoint requires: for App
@@ -235,25 +229,25 @@ func WithServerThumbprint(thumbprint string) Option {
 // WithTenantID sets the Microsoft Entra tenant of a workload identity,
 // overriding AZURE_TENANT_ID. Other sources ignore it.
 func WithTenantID(tenant string) Option {
-	return func(c *config) {
-		if strings.TrimSpace(tenant) == "" {
-			c.errs = append(c.errs, &ArgumentError{Name: "WithTenantID", Problem: "the tenant ID is empty"})
-			return
-		}
-		c.tenant = tenant
-	}
+	return textOption("WithTenantID", "the tenant ID", tenant, func(c *config) { c.tenant = tenant })
 }
 
 // WithFederatedTokenFile sets the file holding a workload identity's
 // federated (service account) token, overriding AZURE_FEDERATED_TOKEN_FILE.
 // Other sources ignore it.
 func WithFederatedTokenFile(path string) Option {
+	return textOption("WithFederatedTokenFile", "the path", path, func(c *config) { c.tokenFile = path })
+}
+
+// textOption is an option that takes a text which must not be blank: it
+// records an *ArgumentError naming option when v is, else calls set.
+func textOption(option, what, v string, set func(*config)) Option {
 	return func(c *config) {
-		if strings.TrimSpace(path) == "" {
-			c.errs = append(c.errs, &ArgumentError{Name: "WithFederatedTokenFile", Problem: "the path is empty"})
+		if strings.TrimSpace(v) == "" {
+			c.errs = append(c.errs, &ArgumentError{Name: option, Problem: what + " is empty"})
 			return
 		}
-		c.tokenFile = path
+		set(c)
 	}
 }
 
@@ -326,6 +320,33 @@ func systemOnly(cfg *config, source, platform, whose string) error {
 	cfg.logger.Debug("mitoken: "+platform+" has no user-assigned identities; ignoring "+envClientID, slog.String("source", source))
 	cfg.id = identity{}
 	return nil
+}
+
+// localEndpoint is the endpoint of a source that needs one configured:
+// WithEndpoint, else the environment variable env. When neither is set the
+// error names env and satisfies errors.Is(err, ErrUnavailable); it also
+// returns the name of where the URL came from, for later checks' errors.
+func localEndpoint(cfg *config, source, env string) (*url.URL, string, error) {
+	origin, raw := endpointFrom(cfg, env)
+	if strings.TrimSpace(raw) == "" {
+		return nil, origin, unavailable(source, env+" is not set (and no WithEndpoint was given)", nil)
+	}
+	u, err := parseEndpoint(origin, raw)
+	return u, origin, err
+}
+
+// secretFrom is the endpoint's secret: WithIdentityHeader, else the
+// environment variable env. When neither is set the error names env and
+// satisfies errors.Is(err, ErrUnavailable).
+func secretFrom(cfg *config, source, env string) (string, error) {
+	secret := cfg.idHeader
+	if secret == "" {
+		secret = os.Getenv(env)
+	}
+	if secret == "" {
+		return "", unavailable(source, env+" is not set (and no WithIdentityHeader was given)", nil)
+	}
+	return secret, nil
 }
 
 // endpointFrom returns the endpoint URL text and where it came from:

@@ -233,6 +233,17 @@ func (s *sender) readToken(resp *http.Response, attempts int) (wire.Token, wire.
 	return tok, wire.ErrorBody{}, nil
 }
 
+// fetchToken sends a token request and reads the answer into a token or a
+// *ResponseError, from which secret (when not empty) is removed.
+func (s *sender) fetchToken(ctx context.Context, req *http.Request, secret string) (wire.Token, error) {
+	resp, attempts, err := s.do(ctx, req, false)
+	if err != nil {
+		return wire.Token{}, err
+	}
+	tok, _, err := s.readToken(resp, attempts)
+	return tok, redactSecret(err, secret)
+}
+
 // readError turns a response that is not the token into a *ResponseError,
 // whatever its status. It closes the body.
 func (s *sender) readError(resp *http.Response, attempts int) *ResponseError {

@@ -66,23 +66,16 @@ func newServiceFabric(opts []Option) (*ServiceFabricCredential, error) {
 	if err := systemOnly(cfg, serviceFabricSource, "Service Fabric", "the application's "); err != nil {
 		return nil, err
 	}
-	origin, raw := endpointFrom(cfg, envIdentityEP)
-	if strings.TrimSpace(raw) == "" {
-		return nil, unavailable(serviceFabricSource, envIdentityEP+" is not set (and no WithEndpoint was given)", nil)
-	}
-	u, err := parseEndpoint(origin, raw)
+	u, origin, err := localEndpoint(cfg, serviceFabricSource, envIdentityEP)
 	if err != nil {
 		return nil, err
 	}
 	if u.Scheme != "https" {
 		return nil, &ArgumentError{Name: origin, Problem: "the Service Fabric token endpoint must be https, so that its pinned certificate protects the secret"}
 	}
-	secret := cfg.idHeader
-	if secret == "" {
-		secret = os.Getenv(envIdentityHeader)
-	}
-	if secret == "" {
-		return nil, unavailable(serviceFabricSource, envIdentityHeader+" is not set (and no WithIdentityHeader was given)", nil)
+	secret, err := secretFrom(cfg, serviceFabricSource, envIdentityHeader)
+	if err != nil {
+		return nil, err
 	}
 	thumbOrigin, thumbRaw := "WithServerThumbprint", cfg.thumbprint
 	if thumbRaw == "" {
@@ -121,12 +114,7 @@ func (c *ServiceFabricCredential) fetch(ctx context.Context, resource string) (w
 	if err != nil {
 		return wire.Token{}, err
 	}
-	resp, attempts, err := c.send.do(ctx, req, false)
-	if err != nil {
-		return wire.Token{}, err
-	}
-	tok, _, err := c.send.readToken(resp, attempts)
-	return tok, redactSecret(err, c.secret)
+	return c.send.fetchToken(ctx, req, c.secret)
 }
 
 // parseThumbprint reads a SHA-1 thumbprint written as 40 hex digits, in

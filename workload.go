@@ -139,16 +139,12 @@ func (c *WorkloadIdentityCredential) fetch(ctx context.Context, resource string)
 	if err != nil {
 		return wire.Token{}, err
 	}
-	resp, attempts, err := c.send.do(ctx, req, false)
-	if err != nil {
-		return wire.Token{}, err
-	}
-	tok, eb, err := c.send.readToken(resp, attempts)
+	tok, err := c.send.fetchToken(ctx, req, assertion)
 	var re *ResponseError
-	if errors.As(err, &re) && (eb.Code == "invalid_client" || eb.Code == "unauthorized_client") {
+	if errors.As(err, &re) && (re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client") {
 		re.Message = "Microsoft Entra ID refused the federated token; check AZURE_CLIENT_ID, AZURE_TENANT_ID and the identity's federated credential for this service account"
 	}
-	return tok, redactSecret(err, assertion)
+	return tok, err
 }
 
 // readAssertion reads the federated token file, which the kubelet replaces
