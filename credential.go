@@ -163,7 +163,9 @@ func WithSystemAssigned() Option { return func(c *config) { c.forceSys = true } 
 
 // WithEndpoint sets the URL of the source's token endpoint, overriding the
 // default and the environment. For IMDS a URL with no path gets the standard
-// token path.
+// token path. For workload identity it sets the authority host instead
+// (overriding AZURE_AUTHORITY_HOST), to which the tenant and
+// /oauth2/v2.0/token are added.
 func WithEndpoint(u string) Option { return func(c *config) { c.endpoint = u } }
 
 // WithHTTPClient sets the HTTP client for token requests. Its redirect policy

@@ -1,13 +1,10 @@
 package mitoken_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -32,28 +29,6 @@ func emClearEnv(t *testing.T) {
 	}
 }
 
-// emLog captures a credential's log records at every level.
-type emLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *emLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *emLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *emLog) option() mitoken.Option {
-	return mitoken.WithLogger(slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug})))
-}
-
 // newForSource builds the credential of src with its constructor.
 func newForSource(src mitokentest.Source, opts ...mitoken.Option) (mitoken.Credential, error) {
 	switch src {
@@ -76,8 +51,8 @@ func TestLaterSourcesRoundTripThroughTheEmulator(t *testing.T) {
 		t.Run(string(src)+" by Options", func(t *testing.T) {
 			emClearEnv(t)
 			s := mitokentest.NewTestServer(t)
-			logs := &emLog{}
-			cred, err := newForSource(src, append(s.Options(src), logs.option())...)
+			logs := &mitoken.TestLog{}
+			cred, err := newForSource(src, append(s.Options(src), logs.Option())...)
 			require.NoError(t, err)
 			assert.Equal(t, string(src), mitoken.SourceOf(cred))
 			emCheckToken(t, s, src, cred)
@@ -135,9 +110,9 @@ func TestServiceFabricRefusesAnotherServersCertificate(t *testing.T) {
 	s := mitokentest.NewTestServer(t)
 	other := mitokentest.NewTestServer(t) // its own self-signed certificate
 	require.NotEqual(t, s.Thumbprint(), other.Thumbprint())
-	logs := &emLog{}
+	logs := &mitoken.TestLog{}
 	cred, err := mitoken.NewServiceFabric(append(s.Options(mitokentest.ServiceFabric),
-		mitoken.WithServerThumbprint(other.Thumbprint()), logs.option())...)
+		mitoken.WithServerThumbprint(other.Thumbprint()), logs.Option())...)
 	require.NoError(t, err)
 	_, err = cred.GetToken(context.Background(), emVault)
 	require.Error(t, err)
@@ -152,8 +127,8 @@ func TestServiceFabricWrongSecretThroughTheEmulator(t *testing.T) {
 	emClearEnv(t)
 	s := mitokentest.NewTestServer(t)
 	const wrong = "not-the-service-fabric-secret"
-	logs := &emLog{}
-	cred, err := mitoken.NewServiceFabric(append(s.Options(mitokentest.ServiceFabric), mitoken.WithIdentityHeader(wrong), logs.option())...)
+	logs := &mitoken.TestLog{}
+	cred, err := mitoken.NewServiceFabric(append(s.Options(mitokentest.ServiceFabric), mitoken.WithIdentityHeader(wrong), logs.Option())...)
 	require.NoError(t, err)
 	_, err = cred.GetToken(context.Background(), emVault)
 	var re *mitoken.ResponseError
@@ -174,8 +149,8 @@ func TestWorkloadIdentitySeesTheRotatedTokenFile(t *testing.T) {
 	stale := filepath.Join(t.TempDir(), "stale-token")
 	require.NoError(t, os.WriteFile(stale, old, 0o600))
 
-	logs := &emLog{}
-	cred, err := mitoken.NewWorkloadIdentity(append(s.Options(mitokentest.WorkloadIdentity), logs.option())...)
+	logs := &mitoken.TestLog{}
+	cred, err := mitoken.NewWorkloadIdentity(append(s.Options(mitokentest.WorkloadIdentity), logs.Option())...)
 	require.NoError(t, err)
 	tok, err := cred.GetToken(context.Background(), emVault)
 	require.NoError(t, err)
@@ -194,7 +169,7 @@ func TestWorkloadIdentitySeesTheRotatedTokenFile(t *testing.T) {
 	// A credential still reading the old token is refused, and says why
 	// without showing the token.
 	staleCred, err := mitoken.NewWorkloadIdentity(append(s.Options(mitokentest.WorkloadIdentity),
-		mitoken.WithFederatedTokenFile(stale), mitoken.WithCache(mitoken.NewCache()), logs.option())...)
+		mitoken.WithFederatedTokenFile(stale), mitoken.WithCache(mitoken.NewCache()), logs.Option())...)
 	require.NoError(t, err)
 	_, err = staleCred.GetToken(context.Background(), emVault)
 	var re *mitoken.ResponseError
