@@ -3,8 +3,6 @@ package mitoken
 import (
 	"context"
 	"net/url"
-	"os"
-	"strings"
 
 	"github.com/mitoken/mitoken/internal/retry"
 	"github.com/mitoken/mitoken/internal/wire"
@@ -41,23 +39,13 @@ func newAppService(opts []Option) (*AppServiceCredential, error) {
 	if err != nil {
 		return nil, err
 	}
-	origin, raw := "WithEndpoint", cfg.endpoint
-	if raw == "" {
-		origin, raw = envIdentityEP, os.Getenv(envIdentityEP)
-	}
-	if strings.TrimSpace(raw) == "" {
-		return nil, unavailable(appServiceSource, envIdentityEP+" is not set (and no WithEndpoint was given)", nil)
-	}
-	u, err := parseEndpoint(origin, raw)
+	u, _, err := localEndpoint(cfg, appServiceSource, envIdentityEP)
 	if err != nil {
 		return nil, err
 	}
-	secret := cfg.idHeader
-	if secret == "" {
-		secret = os.Getenv(envIdentityHeader)
-	}
-	if secret == "" {
-		return nil, unavailable(appServiceSource, envIdentityHeader+" is not set (and no WithIdentityHeader was given)", nil)
+	secret, err := secretFrom(cfg, appServiceSource, envIdentityHeader)
+	if err != nil {
+		return nil, err
 	}
 	c := &AppServiceCredential{endpoint: u, id: cfg.id, secret: secret}
 	c.send = newSender(appServiceSource, retry.AppService, cfg)
@@ -78,10 +66,5 @@ func (c *AppServiceCredential) fetch(ctx context.Context, resource string) (wire
 	if err != nil {
 		return wire.Token{}, err
 	}
-	resp, attempts, err := c.send.do(ctx, req, false)
-	if err != nil {
-		return wire.Token{}, err
-	}
-	tok, _, err := c.send.readToken(resp, attempts)
-	return tok, redactSecret(err, c.secret)
+	return c.send.fetchToken(ctx, req, c.secret)
 }

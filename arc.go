@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -103,18 +102,10 @@ func newArc(opts []Option) (*ArcCredential, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.id.kind != systemAssigned {
-		if !cfg.idFromEnv {
-			return nil, &ArgumentError{Name: cfg.idOptions[0],
-				Problem: "Azure Arc supports only the machine's system-assigned identity; remove the option"}
-		}
-		cfg.logger.Debug("mitoken: Azure Arc has no user-assigned identities; ignoring "+envClientID, slog.String("source", arcSource))
-		cfg.id = identity{}
+	if err := systemOnly(cfg, arcSource, "Azure Arc", "the machine's "); err != nil {
+		return nil, err
 	}
-	origin, raw := "WithEndpoint", cfg.endpoint
-	if raw == "" {
-		origin, raw = envIdentityEP, os.Getenv(envIdentityEP)
-	}
+	origin, raw := endpointFrom(cfg, envIdentityEP)
 	if strings.TrimSpace(raw) == "" {
 		if !arcInstalled() {
 			return nil, unavailable(arcSource, envIdentityEP+" is not set and the Arc agent is not installed", nil)

@@ -125,6 +125,9 @@ type config struct {
 	cache      *Cache
 	arcDir     string
 	idHeader   string
+	thumbprint string // Service Fabric: WithServerThumbprint
+	tenant     string // workload identity: WithTenantID
+	tokenFile  string // workload identity: WithFederatedTokenFile
 	errs       []error
 
 	// Test hooks: shorten retry waits, bound the detached fetch, bound one
@@ -162,7 +165,9 @@ func WithSystemAssigned() Option { return func(c *config) { c.forceSys = true } 
 
 // WithEndpoint sets the URL of the source's token endpoint, overriding the
 // default and the environment. For IMDS a URL with no path gets the standard
-// token path.
+// token path. For workload identity it sets the authority host instead
+// (overriding AZURE_AUTHORITY_HOST), to which the tenant and
+// /oauth2/v2.0/token are added.
 func WithEndpoint(u string) Option { return func(c *config) { c.endpoint = u } }
 
 // WithHTTPClient sets the HTTP client for token requests. Its redirect policy
@@ -201,17 +206,13 @@ func WithCache(cache *Cache) Option {
 // that run without root; it is deliberately not settable from the
 // environment. Other sources ignore it.
 func WithArcTokenDir(dir string) Option {
-	return func(c *config) {
-		if strings.TrimSpace(dir) == "" {
-			c.errs = append(c.errs, &ArgumentError{Name: "WithArcTokenDir", Problem: "the directory is empty"})
-			return
-		}
-		c.arcDir = dir
-	}
+	return textOption("WithArcTokenDir", "the directory", dir, func(c *config) { c.arcDir = dir })
 }
 
-// WithIdentityHeader sets the App Service secret sent as X-IDENTITY-HEADER,
-// overriding IDENTITY_HEADER. Other sources ignore it.
+// WithIdentityHeader sets the secret that the endpoint requires: for App
+// Service the X-IDENTITY-HEADER value and for Service Fabric the Secret
+// value, overriding IDENTITY_HEADER; for Azure ML the secret value,
+// overriding MSI_SECRET. Other sources ignore it.
 func WithIdentityHeader(secret string) Option {
 	return func(c *config) {
 		if secret == "" {
@@ -219,6 +220,38 @@ func WithIdentityHeader(secret string) Option {
 			return
 		}
 		c.idHeader = secret
+	}
+}
+
+// WithServerThumbprint sets the SHA-1 thumbprint (40 hex digits; colons and
+// spaces are ignored) of the Service Fabric token endpoint's certificate,
+// overriding IDENTITY_SERVER_THUMBPRINT. Other sources ignore it.
+func WithServerThumbprint(thumbprint string) Option {
+	return func(c *config) { c.thumbprint = thumbprint }
+}
+
+// WithTenantID sets the Microsoft Entra tenant of a workload identity,
+// overriding AZURE_TENANT_ID. Other sources ignore it.
+func WithTenantID(tenant string) Option {
+	return textOption("WithTenantID", "the tenant ID", tenant, func(c *config) { c.tenant = tenant })
+}
+
+// WithFederatedTokenFile sets the file holding a workload identity's
+// federated (service account) token, overriding AZURE_FEDERATED_TOKEN_FILE.
+// Other sources ignore it.
+func WithFederatedTokenFile(path string) Option {
+	return textOption("WithFederatedTokenFile", "the path", path, func(c *config) { c.tokenFile = path })
+}
+
+// textOption is an option that takes a text which must not be blank: it
+// records an *ArgumentError naming option when v is, else calls set.
+func textOption(option, what, v string, set func(*config)) Option {
+	return func(c *config) {
+		if strings.TrimSpace(v) == "" {
+			c.errs = append(c.errs, &ArgumentError{Name: option, Problem: what + " is empty"})
+			return
+		}
+		set(c)
 	}
 }
 
@@ -265,7 +298,70 @@ const (
 	envIdentityEP     = "IDENTITY_ENDPOINT"
 	envIdentityHeader = "IDENTITY_HEADER"
 	envIMDSEndpoint   = "IMDS_ENDPOINT"
+	envMSIEndpoint    = "MSI_ENDPOINT"
+	envMSISecret      = "MSI_SECRET"
+	envThumbprint     = "IDENTITY_SERVER_THUMBPRINT"
+	envDefaultMLID    = "DEFAULT_IDENTITY_CLIENT_ID"
+	envTokenFile      = "AZURE_FEDERATED_TOKEN_FILE"
+	envTenantID       = "AZURE_TENANT_ID"
+	envAuthorityHost  = "AZURE_AUTHORITY_HOST"
 )
+
+// systemOnly makes cfg ask for the system-assigned identity on a source that
+// has no other: a user-assigned option is an *ArgumentError, and
+// AZURE_CLIENT_ID from the environment is ignored (logged at debug level),
+// so a process that sets it for other credentials still works here.
+// The error says platform supports only the system-assigned identity, with
+// whose ("the machine's ", say) before it.
+func systemOnly(cfg *config, source, platform, whose string) error {
+	if cfg.id.kind == systemAssigned {
+		return nil
+	}
+	if !cfg.idFromEnv {
+		return &ArgumentError{Name: cfg.idOptions[0],
+			Problem: platform + " supports only " + whose + "system-assigned identity; remove the option"}
+	}
+	cfg.logger.Debug("mitoken: "+platform+" has no user-assigned identities; ignoring "+envClientID, slog.String("source", source))
+	cfg.id = identity{}
+	return nil
+}
+
+// localEndpoint is the endpoint of a source that needs one configured:
+// WithEndpoint, else the environment variable env. When neither is set the
+// error names env and satisfies errors.Is(err, ErrUnavailable); it also
+// returns the name of where the URL came from, for later checks' errors.
+func localEndpoint(cfg *config, source, env string) (*url.URL, string, error) {
+	origin, raw := endpointFrom(cfg, env)
+	if strings.TrimSpace(raw) == "" {
+		return nil, origin, unavailable(source, env+" is not set (and no WithEndpoint was given)", nil)
+	}
+	u, err := parseEndpoint(origin, raw)
+	return u, origin, err
+}
+
+// secretFrom is the endpoint's secret: WithIdentityHeader, else the
+// environment variable env. When neither is set the error names env and
+// satisfies errors.Is(err, ErrUnavailable).
+func secretFrom(cfg *config, source, env string) (string, error) {
+	secret := cfg.idHeader
+	if secret == "" {
+		secret = os.Getenv(env)
+	}
+	if secret == "" {
+		return "", unavailable(source, env+" is not set (and no WithIdentityHeader was given)", nil)
+	}
+	return secret, nil
+}
+
+// endpointFrom returns the endpoint URL text and where it came from:
+// WithEndpoint when given, else the environment variable env (which may be
+// empty).
+func endpointFrom(cfg *config, env string) (origin, raw string) {
+	if cfg.endpoint != "" {
+		return "WithEndpoint", cfg.endpoint
+	}
+	return env, os.Getenv(env)
+}
 
 // parseEndpoint checks an endpoint URL from an option or the environment.
 func parseEndpoint(origin, raw string) (*url.URL, error) {
@@ -283,23 +379,39 @@ func parseEndpoint(origin, raw string) (*url.URL, error) {
 // New returns a credential for the managed-identity source of this host,
 // chosen from the environment, in this order:
 //
-//  1. App Service, Functions, Container Apps: IDENTITY_ENDPOINT and
-//     IDENTITY_HEADER are both set (NewAppService).
-//  2. Azure Arc: IDENTITY_ENDPOINT and IMDS_ENDPOINT are both set, or the Arc
+//  1. AKS workload identity: AZURE_FEDERATED_TOKEN_FILE is set
+//     (NewWorkloadIdentity). AZURE_CLIENT_ID and AZURE_TENANT_ID must be set
+//     too: when one is missing New returns an error naming it rather than
+//     falling through to IMDS, which would give the node's identity.
+//  2. IDENTITY_ENDPOINT and IDENTITY_HEADER are both set: Service Fabric when
+//     IDENTITY_SERVER_THUMBPRINT is set as well (NewServiceFabric), else App
+//     Service, Functions, Container Apps (NewAppService).
+//  3. MSI_ENDPOINT is set: Azure ML when MSI_SECRET is set as well
+//     (NewAzureML), else Cloud Shell (NewCloudShell).
+//  4. Azure Arc: IDENTITY_ENDPOINT and IMDS_ENDPOINT are both set, or the Arc
 //     agent is installed (/opt/azcmagent/bin/himds on Linux,
 //     %ProgramData%\AzureConnectedMachineAgent\himds.exe on Windows) (NewArc).
-//  3. Otherwise IMDS (NewIMDS). Its first request then gives up within about
+//  5. Otherwise IMDS (NewIMDS). Its first request then gives up within about
 //     a second when nothing answers, returning an error for which
 //     errors.Is(err, ErrUnavailable) holds.
 //
-// Options apply to whichever source is chosen; AZURE_CLIENT_ID is the
-// default user-assigned client ID for App Service and IMDS and is ignored on
-// Arc. SourceOf tells which source was chosen. To use one source whatever
-// the environment says, call its constructor instead.
+// Options apply to whichever source is chosen. AZURE_CLIENT_ID is the
+// default user-assigned client ID for App Service, Azure ML and IMDS, the
+// application of a workload identity, and is ignored on Service Fabric,
+// Cloud Shell and Arc. SourceOf tells which source was chosen. To use one
+// source whatever the environment says, call its constructor instead.
 func New(opts ...Option) (Credential, error) {
 	switch detectSource() {
+	case workloadSource:
+		return newWorkloadIdentity(opts)
+	case serviceFabricSource:
+		return newServiceFabric(opts)
 	case appServiceSource:
 		return newAppService(opts)
+	case azureMLSource:
+		return newAzureML(opts)
+	case cloudShellSource:
+		return newCloudShell(opts)
 	case arcSource:
 		return newArc(opts)
 	}
@@ -310,8 +422,16 @@ func New(opts ...Option) (Credential, error) {
 func detectSource() string {
 	set := func(name string) bool { return strings.TrimSpace(os.Getenv(name)) != "" }
 	switch {
+	case set(envTokenFile):
+		return workloadSource
+	case set(envIdentityEP) && set(envIdentityHeader) && set(envThumbprint):
+		return serviceFabricSource
 	case set(envIdentityEP) && set(envIdentityHeader):
 		return appServiceSource
+	case set(envMSIEndpoint) && set(envMSISecret):
+		return azureMLSource
+	case set(envMSIEndpoint):
+		return cloudShellSource
 	case set(envIdentityEP) && set(envIMDSEndpoint), arcInstalled():
 		return arcSource
 	}
@@ -319,8 +439,9 @@ func detectSource() string {
 }
 
 // SourceOf names the source behind a credential returned by New or by a
-// source's constructor: "imds", "appservice" or "arc". For any other
-// Credential it returns "".
+// source's constructor: "workloadidentity", "servicefabric", "appservice",
+// "azureml", "cloudshell", "arc" or "imds". For any other Credential it
+// returns "".
 func SourceOf(c Credential) string {
 	if s, ok := c.(interface{ Source() string }); ok {
 		return s.Source()

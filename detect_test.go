@@ -46,6 +46,32 @@ func TestNewDetectsTheSource(t *testing.T) {
 			want: "appservice", wantID: identity{kind: byClientID, value: "cid"}},
 		{name: "AZURE_CLIENT_ID is IMDS's default client ID",
 			env: map[string]string{envClientID: "cid"}, want: "imds", wantID: identity{kind: byClientID, value: "cid"}},
+		{name: "AZURE_FEDERATED_TOKEN_FILE with client and tenant: workload identity",
+			env: wiEnv(nil), want: "workloadidentity", wantID: identity{kind: byClientID, value: "wi-cid"}},
+		{name: "workload identity wins over every other source",
+			env: wiEnv(map[string]string{envIdentityEP: "https://127.0.0.1:2377/t", envIdentityHeader: "s", envThumbprint: sfThumb,
+				envMSIEndpoint: "http://localhost:50342/oauth2/token", envMSISecret: "s", envIMDSEndpoint: "http://localhost:40342"}),
+			himds: "present", want: "workloadidentity", wantID: identity{kind: byClientID, value: "wi-cid"}},
+		{name: "IDENTITY_ENDPOINT, IDENTITY_HEADER and IDENTITY_SERVER_THUMBPRINT: Service Fabric",
+			env: map[string]string{envIdentityEP: "https://127.0.0.1:2377/metadata/identity/oauth2/token", envIdentityHeader: "s", envThumbprint: sfThumb}, want: "servicefabric"},
+		{name: "Service Fabric ignores AZURE_CLIENT_ID",
+			env:  map[string]string{envIdentityEP: "https://127.0.0.1:2377/metadata/identity/oauth2/token", envIdentityHeader: "s", envThumbprint: sfThumb, envClientID: "cid"},
+			want: "servicefabric"},
+		{name: "IDENTITY_SERVER_THUMBPRINT without IDENTITY_HEADER: not Service Fabric",
+			env: map[string]string{envIdentityEP: ep, envThumbprint: sfThumb}, want: "imds"},
+		{name: "Service Fabric and App Service win over MSI_ENDPOINT",
+			env: map[string]string{envIdentityEP: ep, envIdentityHeader: "s", envMSIEndpoint: "http://localhost:50342/oauth2/token", envMSISecret: "s"}, want: "appservice"},
+		{name: "MSI_ENDPOINT and MSI_SECRET: Azure ML",
+			env:  map[string]string{envMSIEndpoint: "http://127.0.0.1:46808/MSI/auth", envMSISecret: "s", envDefaultMLID: "ml-cid"},
+			want: "azureml", wantID: identity{kind: byClientID, value: "ml-cid"}},
+		{name: "MSI_ENDPOINT alone: Cloud Shell",
+			env: map[string]string{envMSIEndpoint: "http://localhost:50342/oauth2/token", envClientID: "ignored"}, want: "cloudshell"},
+		{name: "Cloud Shell wins over Arc",
+			env:  map[string]string{envMSIEndpoint: "http://localhost:50342/oauth2/token", envIdentityEP: "http://localhost:40342/metadata/identity/oauth2/token", envIMDSEndpoint: "http://localhost:40342"},
+			want: "cloudshell"},
+		{name: "MSI_SECRET alone: IMDS", env: map[string]string{envMSISecret: "s"}, want: "imds"},
+		{name: "AZURE_TENANT_ID and AZURE_CLIENT_ID without the token file: IMDS",
+			env: map[string]string{envTenantID: "tid", envClientID: "cid"}, want: "imds", wantID: identity{kind: byClientID, value: "cid"}},
 		{name: "AZURE_CLIENT_ID is ignored on Arc",
 			env:  map[string]string{envIdentityEP: "http://localhost:40342/metadata/identity/oauth2/token", envIMDSEndpoint: "http://localhost:40342", envClientID: "cid"},
 			want: "arc"},
@@ -74,11 +100,61 @@ func TestNewDetectsTheSource(t *testing.T) {
 				assert.Equal(t, tc.wantID, c.id)
 			case *AppServiceCredential:
 				assert.Equal(t, tc.wantID, c.id)
-			case *ArcCredential:
-				assert.Equal(t, identity{}, c.scope.key.id)
+			case *ArcCredential, *CloudShellCredential, *ServiceFabricCredential:
+				assert.Equal(t, identity{}, srcScopeID(c))
+			case *AzureMLCredential, *WorkloadIdentityCredential:
+				assert.Equal(t, tc.wantID, srcScopeID(c))
 			default:
 				t.Fatalf("New returned %T", cred)
 			}
+		})
+	}
+}
+
+// sfThumb is a well-formed SHA-1 thumbprint.
+const sfThumb = "AB12CD34EF56AB12CD34EF56AB12CD34EF56AB12"
+
+// wiEnv is the workload identity environment plus extra.
+func wiEnv(extra map[string]string) map[string]string {
+	env := map[string]string{envTokenFile: "/var/run/secrets/azure/tokens/azure-identity-token", envClientID: "wi-cid", envTenantID: "tid"}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+// srcScopeID is the identity in a credential's cache key.
+func srcScopeID(c Credential) identity {
+	var b *base
+	switch c := c.(type) {
+	case *ArcCredential:
+		b = &c.base
+	case *CloudShellCredential:
+		b = &c.base
+	case *ServiceFabricCredential:
+		b = &c.base
+	case *AzureMLCredential:
+		b = &c.base
+	case *WorkloadIdentityCredential:
+		b = &c.base
+	}
+	return b.scope.key.id
+}
+
+func TestNewRefusesAHalfConfiguredWorkloadIdentity(t *testing.T) {
+	for _, missing := range []string{envClientID, envTenantID} {
+		t.Run("without "+missing, func(t *testing.T) {
+			srcClearEnv(t)
+			for k, v := range wiEnv(map[string]string{missing: ""}) {
+				t.Setenv(k, v)
+			}
+			cred, err := New()
+			require.Nil(t, cred, "no fall-through to IMDS, which would give the node's identity")
+			var ae *ArgumentError
+			require.ErrorAs(t, err, &ae)
+			assert.Equal(t, missing, ae.Name)
+			assert.Contains(t, err.Error(), "AZURE_FEDERATED_TOKEN_FILE is set")
+			assert.NotErrorIs(t, err, ErrUnavailable)
 		})
 	}
 }

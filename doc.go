@@ -10,16 +10,25 @@
 //     (NewIMDS);
 //   - App Service, Azure Functions and Container Apps (NewAppService);
 //   - Azure Arc-enabled servers, through the agent's challenge-token flow
-//     (NewArc).
+//     (NewArc);
+//   - Azure Cloud Shell (NewCloudShell);
+//   - Azure Machine Learning compute (NewAzureML);
+//   - Service Fabric applications, over https to a certificate pinned by
+//     its thumbprint (NewServiceFabric);
+//   - AKS workload identity, which exchanges the pod's federated service
+//     account token at Microsoft Entra ID (NewWorkloadIdentity).
 //
 // New picks the source from the environment, with the variable names the
-// Azure SDKs use, so existing deployments work unchanged: App Service when
-// IDENTITY_ENDPOINT and IDENTITY_HEADER are set, Arc when IDENTITY_ENDPOINT
-// and IMDS_ENDPOINT are set or the Arc agent is installed, else IMDS.
-// SourceOf tells which one it chose.
+// Azure SDKs use, so existing deployments work unchanged: workload identity
+// when AZURE_FEDERATED_TOKEN_FILE is set; Service Fabric when
+// IDENTITY_ENDPOINT, IDENTITY_HEADER and IDENTITY_SERVER_THUMBPRINT are set,
+// App Service when only the first two are; Azure ML when MSI_ENDPOINT and
+// MSI_SECRET are set, Cloud Shell when only MSI_ENDPOINT is; Arc when
+// IDENTITY_ENDPOINT and IMDS_ENDPOINT are set or the Arc agent is
+// installed; else IMDS. SourceOf tells which one it chose.
 //
 // Transport and NewClient put the token on the requests of any http.Client.
-// The mitokentest package is a local emulator of all three endpoints, for
+// The mitokentest package is a local emulator of all these endpoints, for
 // tests and for trying mitoken with no Azure at all.
 //
 // # Quick start
@@ -61,5 +70,7 @@
 // asks for IMDS upgrades), honouring Retry-After. A credential chosen by New
 // because nothing else was configured tries IMDS once with a one-second
 // connect timeout, so a program off Azure learns ErrUnavailable at once.
+// The other local endpoints are retried on 408, 429, 500, 502, 503 and 504,
+// and Microsoft Entra ID (workload identity) likewise, on shorter schedules.
 // Token requests never follow redirects and IMDS requests never use a proxy.
 package mitoken

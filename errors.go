@@ -23,7 +23,9 @@ var ErrClosed = errors.New("mitoken: the credential is closed")
 // a secret header; the endpoint's own text is shortened and stripped of
 // control characters.
 type ResponseError struct {
-	// Source names the source that made the request: "imds", "appservice" or "arc".
+	// Source names the source that made the request, as SourceOf does:
+	// "imds", "appservice", "arc", "cloudshell", "azureml", "servicefabric"
+	// or "workloadidentity".
 	Source string
 	// StatusCode is the HTTP status of the last answer.
 	StatusCode int

@@ -181,6 +181,10 @@ func (s *sender) checkRetry(ctx context.Context, resp *http.Response, err error)
 	attrs = append(attrs, slog.Duration("elapsed", s.clock.Now().Sub(st.started)))
 	retrying := st.attempts <= s.policy.MaxRetries // else retryablehttp stops here
 	if err != nil {
+		var final noRetry
+		if errors.As(err, &final) {
+			return false, err // retrying cannot cure it (a pinned certificate that does not match)
+		}
 		if isDialError(err) && st.probe {
 			return false, err // nothing listens: no retries when only probing
 		}
@@ -293,6 +297,17 @@ func (s *sender) readToken(resp *http.Response, attempts int) (wire.Token, wire.
 	return tok, wire.ErrorBody{}, nil
 }
 
+// fetchToken sends a token request and reads the answer into a token or a
+// *ResponseError, from which secret (when not empty) is removed.
+func (s *sender) fetchToken(ctx context.Context, req *http.Request, secret string) (wire.Token, error) {
+	resp, attempts, err := s.do(ctx, req, false)
+	if err != nil {
+		return wire.Token{}, err
+	}
+	tok, _, err := s.readToken(resp, attempts)
+	return tok, redactSecret(err, secret)
+}
+
 // readError turns a response that is not the token into a *ResponseError,
 // whatever its status. It closes the body.
 func (s *sender) readError(resp *http.Response, attempts int) *ResponseError {
@@ -323,6 +338,24 @@ func newGet(ctx context.Context, endpoint *url.URL, q url.Values, header ...stri
 	}
 	return req, nil
 }
+
+// newPostForm builds a POST to endpoint with form as its
+// application/x-www-form-urlencoded body and the given header pairs. The
+// retrying client buffers the body, so every retry resends the same form.
+func newPostForm(ctx context.Context, endpoint *url.URL, form url.Values, header ...string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint.String(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return req, nil
+}
+
+// noRetry is implemented by transport errors that retrying cannot cure.
+type noRetry interface{ noRetry() }
 
 func statusMessage(resp *http.Response) string {
 	switch {

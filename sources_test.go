@@ -3,6 +3,8 @@ package mitoken
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +27,7 @@ type srcRequest struct {
 	Path   string
 	Query  url.Values
 	Header http.Header
+	Form   url.Values // the url-encoded body of a POST, else nil
 }
 
 // srcServer is a loopback token endpoint that records every request and
@@ -38,14 +41,31 @@ type srcServer struct {
 
 func newSrcServer(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, n int)) *srcServer {
 	t.Helper()
+	return startSrcServer(t, false, answer)
+}
+
+// startSrcServer is newSrcServer, serving https (with httptest's built-in
+// certificate) when useTLS is set.
+func startSrcServer(t *testing.T, useTLS bool, answer func(w http.ResponseWriter, r *http.Request, n int)) *srcServer {
+	t.Helper()
 	s := &srcServer{answer: answer}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		n := len(s.reqs)
-		s.reqs = append(s.reqs, srcRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone()})
+		rec := srcRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone()}
+		if r.Method == http.MethodPost && r.ParseForm() == nil {
+			rec.Form = r.PostForm
+		}
+		s.reqs = append(s.reqs, rec)
 		s.mu.Unlock()
 		s.answer(w, r, n)
 	}))
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
+	if useTLS {
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
 	t.Cleanup(s.Close)
 	return s
 }
@@ -110,7 +130,8 @@ func srcOptions(t *testing.T, extra ...Option) ([]Option, *srcLog) {
 // srcClearEnv empties every variable that source detection reads.
 func srcClearEnv(t *testing.T) {
 	t.Helper()
-	for _, k := range []string{envIdentityEP, envIdentityHeader, envIMDSEndpoint, envClientID, "MSI_ENDPOINT", "MSI_SECRET"} {
+	for _, k := range []string{envIdentityEP, envIdentityHeader, envIMDSEndpoint, envClientID,
+		envMSIEndpoint, envMSISecret, envThumbprint, envDefaultMLID, envTokenFile, envTenantID, envAuthorityHost} {
 		t.Setenv(k, "")
 	}
 	srcSetHimds(t, "")

@@ -2,7 +2,7 @@
 // endpoints, for tests and for trying a managed-identity client without an
 // Azure VM, in the spirit of net/http/httptest.
 //
-// NewServer starts three loopback listeners, one per protocol, each at its
+// NewServer starts seven loopback listeners, one per protocol, each at its
 // real path and with the checks the real service makes:
 //
 //   - IMDS (VMs, scale sets, AKS nodes): GET /metadata/identity/oauth2/token
@@ -18,6 +18,25 @@
 //     the server writes into a directory it owns (ArcTokenDir) with mode
 //     0600; the same request with Authorization: Basic <file contents> gets
 //     the token. A key answers once and expires after a minute.
+//   - Azure Cloud Shell: POST /oauth2/token with Metadata: true and the form
+//     body resource=R; the system identity only.
+//   - Azure ML: GET /MSI/auth with the server's secret in the secret header,
+//     api-version 2017-09-01, resource and clientid (empty for the default
+//     identity, else a client ID). expires_on comes back as a date, as in
+//     "11/23/2026 10:00:00 +00:00".
+//   - Service Fabric: GET /metadata/identity/oauth2/token over https, with
+//     the server's secret in the Secret header, api-version
+//     2019-07-01-preview and resource; the system identity only. The
+//     certificate is self-signed, made fresh by each Server; Thumbprint
+//     gives its SHA-1 thumbprint, the value of IDENTITY_SERVER_THUMBPRINT.
+//   - AKS workload identity: the Microsoft Entra token endpoint,
+//     POST /{tenant}/oauth2/v2.0/token with a client-credentials form
+//     (grant_type, client_id of one of the server's identities,
+//     scope=R/.default, client_assertion_type jwt-bearer and
+//     client_assertion). The assertion must be the contents of
+//     FederatedTokenFile, a JWT-shaped service account token the server
+//     writes; RotateFederatedToken replaces it, as the kubelet does, and the
+//     old one is refused from then on.
 //
 // The server says how to point a credential at it: URL gives each token
 // endpoint, Env the environment variables a deployment would set, and
@@ -33,7 +52,8 @@
 // Tests can script answers per source (statuses, headers such as
 // Retry-After, bodies, latency, hanging until the client gives up, malformed
 // or oversized bodies, connections reset mid-body), count the requests each
-// endpoint received, and read a log of them with secrets masked. A Server is
+// endpoint received, and read a log of them with secrets (secret headers,
+// the client assertion) masked. A Server is
 // safe for concurrent use; Close stops it, releases every hanging request
 // and removes its files.
 //

@@ -50,7 +50,7 @@ const (
 func WithAddr(source Source, addr string) Option {
 	return func(c *config) {
 		if !source.valid() {
-			c.errs = append(c.errs, fmt.Errorf("mitokentest: WithAddr: unknown source %q; use IMDS, AppService or Arc", string(source)))
+			c.errs = append(c.errs, fmt.Errorf("mitokentest: WithAddr: unknown source %q; use one of the Source constants", string(source)))
 			return
 		}
 		host, _, err := net.SplitHostPort(addr)

@@ -59,8 +59,8 @@ func TestScriptedResponsesComeFirstAndInOrder(t *testing.T) {
 
 func TestScriptPanicsOnAnUnknownSource(t *testing.T) {
 	s := mitokentest.NewTestServer(t)
-	assert.PanicsWithValue(t, `mitokentest: unknown source "cloudshell"; use mitokentest.IMDS, AppService or Arc`, func() {
-		s.Script(mitokentest.Source("cloudshell"), mitokentest.Response{Status: 500})
+	assert.PanicsWithValue(t, `mitokentest: unknown source "gce"; use mitokentest.IMDS, AppService, Arc, CloudShell, AzureML, ServiceFabric or WorkloadIdentity`, func() {
+		s.Script(mitokentest.Source("gce"), mitokentest.Response{Status: 500})
 	})
 }
 

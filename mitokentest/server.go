@@ -2,12 +2,12 @@ package mitokentest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -23,39 +23,55 @@ type Source string
 // The sources a Server emulates. Methods that take a Source panic on any
 // other value: that is a mistake in the calling code, not in its input.
 const (
-	IMDS       Source = "imds"
-	AppService Source = "appservice"
-	Arc        Source = "arc"
+	IMDS             Source = "imds"
+	AppService       Source = "appservice"
+	Arc              Source = "arc"
+	CloudShell       Source = "cloudshell"
+	AzureML          Source = "azureml"
+	ServiceFabric    Source = "servicefabric"
+	WorkloadIdentity Source = "workloadidentity"
 )
+
+// numSources is how many sources a Server emulates.
+const numSources = 7
 
 // sources are the sources a Server emulates, in the order of their index.
-var sources = [3]Source{IMDS, AppService, Arc}
+var sources = [numSources]Source{IMDS, AppService, Arc, CloudShell, AzureML, ServiceFabric, WorkloadIdentity}
 
-func (src Source) valid() bool { return src == IMDS || src == AppService || src == Arc }
+func (src Source) valid() bool { return src.lookup() >= 0 }
 
-func (src Source) index() int {
-	switch src {
-	case IMDS:
-		return 0
-	case AppService:
-		return 1
-	case Arc:
-		return 2
+func (src Source) lookup() int {
+	for i, s := range sources {
+		if s == src {
+			return i
+		}
 	}
-	panic(fmt.Sprintf("mitokentest: unknown source %q; use mitokentest.IMDS, AppService or Arc", string(src)))
+	return -1
 }
 
-// Token endpoint paths, as the real services have them.
+func (src Source) index() int {
+	if i := src.lookup(); i >= 0 {
+		return i
+	}
+	panic(fmt.Sprintf("mitokentest: unknown source %q; use mitokentest.IMDS, AppService, Arc, CloudShell, AzureML, ServiceFabric or WorkloadIdentity", string(src)))
+}
+
+// Token endpoint paths, as the real services have them. Workload identity's
+// path holds the tenant: /{tenant}/oauth2/v2.0/token.
 const (
-	imdsPath       = "/metadata/identity/oauth2/token"
-	appServicePath = "/MSI/token/"
-	arcPath        = "/metadata/identity/oauth2/token"
+	imdsPath          = "/metadata/identity/oauth2/token"
+	appServicePath    = "/MSI/token/"
+	arcPath           = "/metadata/identity/oauth2/token"
+	cloudShellPath    = "/oauth2/token"
+	azureMLPath       = "/MSI/auth"
+	serviceFabricPath = "/metadata/identity/oauth2/token"
+	entraTokenPath    = "/oauth2/v2.0/token"
 )
 
-var paths = [3]string{imdsPath, appServicePath, arcPath}
-
-// Server is a running emulator of the IMDS, App Service and Arc token
-// endpoints, each on its own loopback listener. It is safe for concurrent
+// Server is a running emulator of the managed-identity token endpoints
+// (IMDS, App Service, Arc, Cloud Shell, Azure ML, Service Fabric) and of the
+// Microsoft Entra token endpoint that workload identity uses, each on its
+// own loopback listener. It is safe for concurrent
 // use. Create it with NewServer or NewTestServer and stop it with Close.
 type Server struct {
 	cfg      *config
@@ -64,10 +80,14 @@ type Server struct {
 	tenant   string
 	secret   string
 	tokenDir string
+	fedDir   string // holds the federated token file
+	sfCert   tls.Certificate
+	sfThumb  string
 
-	listeners [3]net.Listener
-	servers   [3]*http.Server
-	urls      [3]string
+	listeners [numSources]net.Listener
+	servers   [numSources]*http.Server
+	paths     [numSources]string
+	urls      [numSources]string
 	cache     *mitoken.Cache // shared by the credentials built from Options
 
 	ctx    context.Context // cancelled by Close: ends hanging requests
@@ -75,17 +95,19 @@ type Server struct {
 
 	mu       sync.Mutex
 	closed   bool
-	scripts  [3][]Response
-	counts   [3]int
+	scripts  [numSources][]Response
+	counts   [numSources]int
 	log      []Request
 	arcKeys  map[string]arcKey // by key contents
-	handlers sync.WaitGroup    // requests being handled
-	serving  sync.WaitGroup    // Serve loops
+	fed      federated
+	handlers sync.WaitGroup // requests being handled
+	serving  sync.WaitGroup // Serve loops
 	once     sync.Once
 }
 
 // NewServer starts an emulator on loopback. It returns an error for a bad
-// option or when a listener or the Arc token directory cannot be created.
+// option or when a listener, the Service Fabric certificate, the Arc token
+// directory or the federated token file cannot be created.
 func NewServer(opts ...Option) (*Server, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -114,10 +136,14 @@ func NewServer(opts ...Option) (*Server, error) {
 	}
 	s.cache = mitoken.NewCache()
 
-	s.tokenDir, err = os.MkdirTemp("", "mitokentest-arc-")
-	if err != nil {
-		return nil, fmt.Errorf("mitokentest: creating the Arc token directory: %w", err)
+	if s.sfCert, s.sfThumb, err = selfSignedCertificate(cfg.now()); err != nil {
+		return nil, err
 	}
+	if err := s.makeDirs(); err != nil {
+		return nil, err
+	}
+	s.paths = [numSources]string{imdsPath, appServicePath, arcPath, cloudShellPath, azureMLPath, serviceFabricPath,
+		"/" + s.tenant + entraTokenPath}
 	for _, src := range sources {
 		i := src.index()
 		addr := cfg.addrs[src]
@@ -127,14 +153,20 @@ func NewServer(opts ...Option) (*Server, error) {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			s.closeListeners()
-			os.RemoveAll(s.tokenDir)
+			s.removeDirs()
 			return nil, fmt.Errorf("mitokentest: listening for %s on %s: %w", src, addr, err)
 		}
+		scheme := "http://"
+		if src == ServiceFabric {
+			l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{s.sfCert}, MinVersion: tls.VersionTLS12})
+			scheme = "https://"
+		}
 		s.listeners[i] = l
-		s.urls[i] = "http://" + l.Addr().String() + paths[i]
+		s.urls[i] = scheme + l.Addr().String() + s.paths[i]
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	handlers := [3]http.HandlerFunc{s.serveIMDS, s.serveAppService, s.serveArc}
+	handlers := [numSources]http.HandlerFunc{s.serveIMDS, s.serveAppService, s.serveArc,
+		s.serveCloudShell, s.serveAzureML, s.serveServiceFabric, s.serveWorkloadIdentity}
 	for _, src := range sources {
 		i := src.index()
 		s.servers[i] = &http.Server{
@@ -174,8 +206,8 @@ func (s *Server) closeListeners() {
 
 // Close stops the listeners, ends every request still being handled (a
 // hanging one has its connection closed), waits for the handlers to return
-// and removes the Arc token directory with its key files. Calling Close
-// again does nothing.
+// and removes the Arc token directory with its key files and the federated
+// token file. Calling Close again does nothing.
 func (s *Server) Close() {
 	s.once.Do(func() {
 		s.mu.Lock()
@@ -190,37 +222,70 @@ func (s *Server) Close() {
 		s.mu.Lock()
 		clear(s.arcKeys)
 		s.mu.Unlock()
-		os.RemoveAll(s.tokenDir)
+		s.removeDirs()
 	})
 }
 
 // URL returns the full token endpoint URL of source, such as
-// http://127.0.0.1:PORT/metadata/identity/oauth2/token for IMDS.
+// http://127.0.0.1:PORT/metadata/identity/oauth2/token for IMDS,
+// https://127.0.0.1:PORT/metadata/identity/oauth2/token for Service Fabric
+// and http://127.0.0.1:PORT/{tenant}/oauth2/v2.0/token for workload identity.
 func (s *Server) URL(source Source) string { return s.urls[source.index()] }
 
 // host returns scheme and host of source's endpoint, with no path.
 func (s *Server) host(source Source) string {
-	return strings.TrimSuffix(s.URL(source), paths[source.index()])
+	return strings.TrimSuffix(s.URL(source), s.paths[source.index()])
 }
 
 // Env returns the environment variables that point a client at source, as
-// the platform would set them: for IMDS AZURE_POD_IDENTITY_AUTHORITY_HOST;
-// for App Service IDENTITY_ENDPOINT and IDENTITY_HEADER (the secret); for Arc
-// IDENTITY_ENDPOINT and IMDS_ENDPOINT. An Arc client also needs to be told
-// ArcTokenDir, which no environment variable sets. The map is the caller's.
+// the platform would set them:
+//
+//   - IMDS: AZURE_POD_IDENTITY_AUTHORITY_HOST.
+//   - App Service: IDENTITY_ENDPOINT and IDENTITY_HEADER (the secret).
+//   - Arc: IDENTITY_ENDPOINT and IMDS_ENDPOINT. An Arc client also needs to
+//     be told ArcTokenDir, which no environment variable sets.
+//   - Cloud Shell: MSI_ENDPOINT.
+//   - Azure ML: MSI_ENDPOINT, MSI_SECRET (the secret) and, when the server
+//     has a system-assigned identity, DEFAULT_IDENTITY_CLIENT_ID (its client ID).
+//   - Service Fabric: IDENTITY_ENDPOINT, IDENTITY_HEADER (the secret) and
+//     IDENTITY_SERVER_THUMBPRINT (Thumbprint).
+//   - Workload identity: AZURE_AUTHORITY_HOST (http://127.0.0.1:PORT/),
+//     AZURE_TENANT_ID (Tenant), AZURE_CLIENT_ID (WorkloadClientID) and
+//     AZURE_FEDERATED_TOKEN_FILE (FederatedTokenFile).
+//
+// The map is the caller's.
 func (s *Server) Env(source Source) map[string]string {
 	switch source {
 	case IMDS:
 		return map[string]string{"AZURE_POD_IDENTITY_AUTHORITY_HOST": s.host(IMDS)}
 	case AppService:
 		return map[string]string{"IDENTITY_ENDPOINT": s.URL(AppService), "IDENTITY_HEADER": s.secret}
+	case CloudShell:
+		return map[string]string{"MSI_ENDPOINT": s.URL(CloudShell)}
+	case AzureML:
+		env := map[string]string{"MSI_ENDPOINT": s.URL(AzureML), "MSI_SECRET": s.secret}
+		if s.system != nil {
+			env["DEFAULT_IDENTITY_CLIENT_ID"] = s.system.ClientID
+		}
+		return env
+	case ServiceFabric:
+		return map[string]string{"IDENTITY_ENDPOINT": s.URL(ServiceFabric), "IDENTITY_HEADER": s.secret,
+			"IDENTITY_SERVER_THUMBPRINT": s.sfThumb}
+	case WorkloadIdentity:
+		return map[string]string{"AZURE_AUTHORITY_HOST": s.host(WorkloadIdentity) + "/", "AZURE_TENANT_ID": s.tenant,
+			"AZURE_CLIENT_ID": s.WorkloadClientID(), "AZURE_FEDERATED_TOKEN_FILE": s.FederatedTokenFile()}
 	}
 	return map[string]string{"IDENTITY_ENDPOINT": s.URL(source), "IMDS_ENDPOINT": s.host(source)}
 }
 
-// Secret returns the App Service secret, which requests must send as
-// X-IDENTITY-HEADER.
+// Secret returns the secret that App Service (X-IDENTITY-HEADER), Azure ML
+// (secret) and Service Fabric (Secret) requests must send.
 func (s *Server) Secret() string { return s.secret }
+
+// Thumbprint returns the SHA-1 thumbprint of the Service Fabric endpoint's
+// self-signed certificate, as 40 upper-case hex digits: the value of
+// IDENTITY_SERVER_THUMBPRINT. Each Server makes its own certificate.
+func (s *Server) Thumbprint() string { return s.sfThumb }
 
 // ArcTokenDir returns the directory into which the Arc endpoint writes its
 // challenge key files. Close removes it.
@@ -255,6 +320,7 @@ func (s *Server) Requests(source Source) int {
 func (s *Server) wrap(src Source, normal http.HandlerFunc) http.Handler {
 	i := src.index()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		form := loggedForm(r) // before locking: reading a body may block
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -264,7 +330,7 @@ func (s *Server) wrap(src Source, normal http.HandlerFunc) http.Handler {
 		s.handlers.Add(1)
 		defer s.handlers.Done()
 		s.counts[i]++
-		s.log = append(s.log, newRequest(src, r, s.cfg.now()))
+		s.log = append(s.log, newRequest(src, r, form, s.cfg.now()))
 		var script *Response
 		if q := s.scripts[i]; len(q) > 0 {
 			script = &q[0]

@@ -72,10 +72,16 @@ func (s *Server) issue(id Identity, resource string) issued {
 	if err != nil {
 		panic(err) // a struct of strings and integers always marshals
 	}
+	tok := unsignedJWT(payload)
+	return issued{token: tok, now: now, exp: exp, lifetime: s.cfg.lifetime, clientID: id.ClientID, resource: resource, refreshIn: s.cfg.refreshIn}
+}
+
+// unsignedJWT makes a JWT-shaped token of the claims in payload, whose
+// signature is random bytes.
+func unsignedJWT(payload []byte) string {
 	sig := make([]byte, 256)
 	rand.Read(sig)
-	tok := jwtHeader + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(sig)
-	return issued{token: tok, now: now, exp: exp, lifetime: s.cfg.lifetime, clientID: id.ClientID, resource: resource, refreshIn: s.cfg.refreshIn}
+	return jwtHeader + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // DecodeClaims returns the claims of a JWT-shaped token, such as one the

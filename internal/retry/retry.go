@@ -66,6 +66,19 @@ var Arc = Policy{
 	MaxRetryAfter: 30 * time.Second,
 }
 
+// Entra is the policy for Microsoft Entra ID's token endpoint, used by
+// workload identity: the Azure SDK's general retry set (408, 429 and the
+// transient 5xx), honouring Retry-After, on a short schedule (1 s doubling
+// to 8 s, three retries): Entra answers within seconds when it answers.
+var Entra = Policy{
+	Statuses:      []int{408, 429, 500, 502, 503, 504},
+	MaxRetries:    3,
+	Base:          time.Second,
+	Cap:           8 * time.Second,
+	Jitter:        0.2,
+	MaxRetryAfter: 60 * time.Second,
+}
+
 // Retries reports whether status is in the policy's retry set.
 func (p Policy) Retries(status int) bool {
 	for _, s := range p.Statuses {

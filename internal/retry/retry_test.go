@@ -48,3 +48,15 @@ func TestRetryAfter(t *testing.T) {
 	assert.Zero(t, RetryAfter(http.Header{}, now))
 	assert.Equal(t, 24*time.Hour, RetryAfter(h("999999999999"), now), "capped, never overflowing")
 }
+
+func TestEntraRetriesThrottlingAndTransientFailures(t *testing.T) {
+	for _, s := range []int{408, 429, 500, 502, 503, 504} {
+		assert.True(t, Entra.Retries(s), "Entra retries %d", s)
+	}
+	for _, s := range []int{400, 401, 403, 404, 501} {
+		assert.False(t, Entra.Retries(s), "Entra does not retry %d", s)
+	}
+	assert.Equal(t, time.Second, Entra.MinDelay(0))
+	assert.Equal(t, 8*time.Second, Entra.MinDelay(5))
+	assert.Equal(t, 30*time.Second, Entra.Delay(0, 30*time.Second), "Retry-After wins")
+}
