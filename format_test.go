@@ -33,7 +33,9 @@ func TestCredentialsNeverFormatSecrets(t *testing.T) {
 		},
 		"cloudshell": func() (any, error) { return NewCloudShell(WithEndpoint("http://127.0.0.1:1/token")) },
 		"imds":       func() (any, error) { return NewIMDS(WithEndpoint("http://127.0.0.1:1")) },
-		"arc":        func() (any, error) { return NewArc(WithEndpoint("http://127.0.0.1:1/token"), WithArcTokenDir(t.TempDir())) },
+		"arc": func() (any, error) {
+			return NewArc(WithEndpoint("http://127.0.0.1:1/token"), WithArcTokenDir(t.TempDir()))
+		},
 	}
 	for name, b := range build {
 		t.Run(name, func(t *testing.T) {
