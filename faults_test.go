@@ -2,8 +2,11 @@ package mitoken
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,13 +41,30 @@ const (
 	outsideKey       = "OUTSIDE-FILE-CONTENTS-93ab"
 )
 
-var allSources = []string{imdsSource, appServiceSource, arcSource}
+var allSources = []string{imdsSource, appServiceSource, arcSource, cloudShellSource, azureMLSource, serviceFabricSource, workloadSource}
 
-var policies = map[string]retry.Policy{imdsSource: retry.IMDS, appServiceSource: retry.AppService, arcSource: retry.Arc}
+// The sources grouped by the retry set they share: IMDS's (404 and 410
+// retried, 408 not) and App Service's (408 retried, 404 not), which Cloud
+// Shell, Azure ML, Service Fabric and Entra ID use too.
+var (
+	imdsLike    = []string{imdsSource, arcSource}
+	appLike     = []string{appServiceSource, cloudShellSource, azureMLSource, serviceFabricSource, workloadSource}
+	withSecrets = []string{appServiceSource, azureMLSource, serviceFabricSource, workloadSource}
+)
+
+var policies = map[string]retry.Policy{
+	imdsSource: retry.IMDS, appServiceSource: retry.AppService, arcSource: retry.Arc,
+	cloudShellSource: retry.AppService, azureMLSource: retry.AppService, serviceFabricSource: retry.AppService,
+	workloadSource: retry.Entra,
+}
+
+// secretHeaders are the headers that carry each source's secret.
+var secretHeaders = map[string]string{appServiceSource: appServiceHeader, azureMLSource: azureMLHeader, serviceFabricSource: serviceFabricHeader}
 
 // reply is one scripted answer of a fault endpoint. In body, {{token}},
-// {{secret}} (the X-IDENTITY-HEADER received) and {{auth}} (the
-// Authorization header received) are replaced before sending.
+// {{secret}} (the source's secret as received: its secret header, or the
+// client assertion of workload identity) and {{auth}} (the Authorization
+// header received) are replaced before sending.
 type reply struct {
 	status      int
 	header      map[string]string
@@ -71,11 +91,34 @@ type faultServer struct {
 	release    chan struct{}
 }
 
+// newFaultServer starts the endpoint: over TLS for Service Fabric, whose
+// client trusts the certificate by its thumbprint (see thumbprint).
 func newFaultServer(t *testing.T, source, dir string, w *waits) *faultServer {
 	f := &faultServer{source: source, dir: dir, waits: w, release: make(chan struct{})}
-	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	if source == serviceFabricSource {
+		f.Server = httptest.NewTLSServer(http.HandlerFunc(f.serve))
+	} else {
+		f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	}
 	t.Cleanup(func() { close(f.release); f.Close() })
 	return f
+}
+
+// thumbprint is the SHA-1 thumbprint of the TLS server's certificate.
+func (f *faultServer) thumbprint() string {
+	sum := sha1.Sum(f.Certificate().Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// secretOf returns the source's secret as r carries it.
+func (f *faultServer) secretOf(r *http.Request) string {
+	if f.source == workloadSource {
+		return r.PostFormValue("client_assertion")
+	}
+	if h, ok := secretHeaders[f.source]; ok {
+		return r.Header.Get(h)
+	}
+	return ""
 }
 
 func (f *faultServer) next(queue *[]reply) *reply {
@@ -97,9 +140,14 @@ func (f *faultServer) next(queue *[]reply) *reply {
 func (f *faultServer) serve(w http.ResponseWriter, r *http.Request) {
 	f.hits.Add(1)
 	switch f.source {
-	case appServiceSource:
-		if r.Header.Get(appServiceHeader) != faultSecret {
-			srcWriteError(w, http.StatusUnauthorized, "unauthorized", "wrong X-IDENTITY-HEADER")
+	case appServiceSource, azureMLSource, serviceFabricSource, workloadSource:
+		if f.secretOf(r) != faultSecret {
+			srcWriteError(w, http.StatusUnauthorized, "unauthorized", "wrong secret")
+			return
+		}
+	case cloudShellSource:
+		if r.Method != http.MethodPost || r.Header.Get("Metadata") != "true" {
+			srcWriteError(w, http.StatusBadRequest, "invalid_request", "a form POST with Metadata: true expected")
 			return
 		}
 	case arcSource:
@@ -202,7 +250,7 @@ func (f *faultServer) play(w http.ResponseWriter, r *http.Request, s *reply) {
 		w.Header().Set(k, v)
 	}
 	w.WriteHeader(s.status)
-	fmt.Fprint(w, strings.NewReplacer("{{token}}", faultAccessToken, "{{secret}}", r.Header.Get(appServiceHeader),
+	fmt.Fprint(w, strings.NewReplacer("{{token}}", faultAccessToken, "{{secret}}", f.secretOf(r),
 		"{{auth}}", r.Header.Get("Authorization")).Replace(s.body))
 }
 
@@ -268,11 +316,11 @@ var faultRows = []faultRow{
 	{name: "429 then 200 is retried", steps: statusThen200(429), attempts: 2},
 	{name: "503 until the retries run out", steps: repeatReply(reply{status: 503, body: `{"error":"busy","error_description":"try later"}`}, 10),
 		kind: kindResponse, status: 503, attempts: maxTries, msg: "HTTP 503 busy: try later"},
-	{name: "404 is retried by IMDS and Arc", sources: []string{imdsSource, arcSource}, steps: statusThen200(404), attempts: 2},
-	{name: "404 is not retried by App Service", sources: []string{appServiceSource}, steps: statusThen200(404),
+	{name: "404 is retried by IMDS and Arc", sources: imdsLike, steps: statusThen200(404), attempts: 2},
+	{name: "404 is not retried by the other sources", sources: appLike, steps: statusThen200(404),
 		kind: kindResponse, status: 404, attempts: 1},
-	{name: "408 is retried by App Service", sources: []string{appServiceSource}, steps: statusThen200(408), attempts: 2},
-	{name: "408 is not retried by IMDS and Arc", sources: []string{imdsSource, arcSource}, steps: statusThen200(408),
+	{name: "408 is retried by the other sources", sources: appLike, steps: statusThen200(408), attempts: 2},
+	{name: "408 is not retried by IMDS and Arc", sources: imdsLike, steps: statusThen200(408),
 		kind: kindResponse, status: 408, attempts: 1},
 	{name: "400 is not retried", steps: []reply{{status: 400, body: `{"error":"invalid_request","error_description":"bad resource"}`}},
 		kind: kindResponse, status: 400, attempts: 1, msg: "bad resource"},
@@ -311,13 +359,19 @@ var faultRows = []faultRow{
 		kind: kindResponse, status: 200, attempts: 1, msg: "only Bearer"},
 	{name: "a 200 with an error field echoing the token", steps: body200(`{"access_token":"{{token}}","expires_in":"3600","error":"{{token}}"}`),
 		kind: kindResponse, status: 200, attempts: 1, msg: "error field"},
-	{name: "the HTTP client panics with the secrets in the value", panics: true, kind: kindInternal, attempts: 0, msg: "panicked"},
+	// Service Fabric always connects through its own pinning transport, so
+	// a WithHTTPClient transport cannot panic there.
+	{name: "the HTTP client panics with the secrets in the value", panics: true, kind: kindInternal, attempts: 0, msg: "panicked",
+		sources: []string{imdsSource, appServiceSource, arcSource, cloudShellSource, azureMLSource, workloadSource}},
 	{name: "IMDS says the identity is not assigned", sources: []string{imdsSource},
 		steps: []reply{{status: 400, body: `{"error":"invalid_request","error_description":"Identity not found"}`}},
 		kind:  kindResponse, status: 400, attempts: 1, msg: "is not assigned"},
-	{name: "App Service endpoint rotated: the first secret is rejected and echoed", sources: []string{appServiceSource},
-		steps: []reply{{status: 401, body: `{"error":"unauthorized","error_description":"X-IDENTITY-HEADER {{secret}} is not valid"}`}},
+	{name: "endpoint rotated: the first secret is rejected and echoed", sources: withSecrets,
+		steps: []reply{{status: 401, body: `{"error":"unauthorized","error_description":"secret {{secret}} is not valid"}`}},
 		kind:  kindResponse, status: 401, attempts: 1, msg: "is not valid"},
+	{name: "Entra ID refuses the federated token and echoes it", sources: []string{workloadSource},
+		steps: []reply{{status: 400, body: `{"error":"invalid_client","error_description":"AADSTS70021: no matching federated identity record for assertion {{secret}}"}`}},
+		kind:  kindResponse, status: 400, attempts: 1, msg: "refused the federated token"},
 	{name: "Arc agent refuses the key from its own challenge and echoes it", sources: []string{arcSource},
 		steps: []reply{{status: 401, body: `{"error":"unauthorized","error_description":"key {{auth}} is unknown"}`}},
 		kind:  kindResponse, status: 401, attempts: 1, msg: "refused the key"},
@@ -448,13 +502,21 @@ func runFaultRow(t *testing.T, row faultRow, src string) {
 		opts = append(opts, func(c *config) { c.fetchTimeout = 300 * time.Millisecond })
 	}
 	if row.refused {
-		opts = append(opts, WithEndpoint("http://"+closedLoopbackAddr()))
+		scheme := "http://"
+		if src == serviceFabricSource {
+			scheme = "https://"
+		}
+		opts = append(opts, WithEndpoint(scheme+closedLoopbackAddr()))
 	}
 	var panicked atomic.Bool
 	if row.panics {
 		opts = append(opts, WithHTTPClient(&http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if panicked.CompareAndSwap(false, true) {
-				panic("transport bug: " + r.URL.String() + " " + r.Header.Get(appServiceHeader) + " " + r.Header.Get("Authorization") + " " + faultAccessToken)
+				var body []byte
+				if r.Body != nil {
+					body, _ = io.ReadAll(r.Body)
+				}
+				panic(fmt.Sprintf("transport bug: %s %v %s %s", r.URL, r.Header, body, faultAccessToken))
 			}
 			return http.DefaultTransport.RoundTrip(r)
 		})}))
@@ -471,6 +533,17 @@ func runFaultRow(t *testing.T, row faultRow, src string) {
 		cred, err = NewAppService(append(opts, WithClientID(faultClientID), WithIdentityHeader(faultSecret))...)
 	case arcSource:
 		cred, err = NewArc(append(opts, WithArcTokenDir(dir))...)
+	case cloudShellSource:
+		cred, err = NewCloudShell(opts...)
+	case azureMLSource:
+		cred, err = NewAzureML(append(opts, WithClientID(faultClientID), WithIdentityHeader(faultSecret))...)
+	case serviceFabricSource:
+		cred, err = NewServiceFabric(append(opts, WithIdentityHeader(faultSecret), WithServerThumbprint(f.thumbprint()))...)
+	case workloadSource:
+		file := filepath.Join(t.TempDir(), "token")
+		require.NoError(t, os.WriteFile(file, []byte(faultSecret), 0o600))
+		cred, err = NewWorkloadIdentity(append(opts, WithClientID(faultClientID), WithTenantID("tenant-4711"),
+			WithFederatedTokenFile(file))...)
 	}
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cred.Close() })

@@ -89,6 +89,9 @@ func newServiceFabric(opts []Option) (*ServiceFabricCredential, error) {
 		return nil, err
 	}
 	hc := &http.Client{Transport: pinnedTransport(pin), Timeout: attemptTimeout}
+	if cfg.attemptTimeout > 0 {
+		hc.Timeout = cfg.attemptTimeout
+	}
 	if cfg.httpClient != nil {
 		hc.Timeout = cfg.httpClient.Timeout
 		cfg.logger.Debug("mitoken: Service Fabric pins the server certificate; the Transport of WithHTTPClient is not used",
