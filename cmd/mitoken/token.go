@@ -43,7 +43,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	clientID := fs.String("client-id", "", "use the user-assigned identity with this client ID")
 	objectID := fs.String("object-id", "", "use the user-assigned identity with this object (principal) ID")
 	resourceID := fs.String("resource-id", "", "use the user-assigned identity with this ARM resource ID")
-	source := fs.String("source", "auto", "where to get the token: auto, imds, appservice or arc")
+	source := fs.String("source", "auto", "where to get the token: "+sourceNames("auto"))
 	output := fs.String("output", "json", "what to print: json, raw (the token alone) or header (an Authorization header line)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	if code := parse(fs, args, stdout, stderr); code >= 0 {
@@ -120,18 +120,14 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 var errUnknownSource = errors.New("unknown source")
 
 // newCredential builds the credential that --source names.
-func newCredential(source string, opts []mitoken.Option) (mitoken.Credential, error) {
-	switch source {
-	case "auto":
+func newCredential(name string, opts []mitoken.Option) (mitoken.Credential, error) {
+	if name == "auto" {
 		return mitoken.New(opts...)
-	case "imds":
-		return mitoken.NewIMDS(opts...)
-	case "appservice":
-		return mitoken.NewAppService(opts...)
-	case "arc":
-		return mitoken.NewArc(opts...)
 	}
-	return nil, fmt.Errorf("--source %q is not one of auto, imds, appservice and arc: %w", source, errUnknownSource)
+	if s, ok := lookupSource(name); ok {
+		return s.new(opts...)
+	}
+	return nil, fmt.Errorf("%s: %w", badSource(name, "auto"), errUnknownSource)
 }
 
 // tokenFailure says on stderr what was tried and what to do, and returns
