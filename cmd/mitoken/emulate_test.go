@@ -179,3 +179,21 @@ func TestEmulateAtAnAddress(t *testing.T) {
 		})
 	}
 }
+
+// emulate's help lists every source with the variables that it prints.
+func TestEmulateHelpNamesTheVariables(t *testing.T) {
+	srv := mitokentest.NewTestServer(t)
+	starts := regexp.MustCompile(`(?m)^  ([a-z]+) {2,}`).FindAllStringSubmatchIndex(emulateHelp, -1)
+	require.Len(t, starts, len(sources), "a paragraph for each source")
+	for i, m := range starts {
+		end := len(emulateHelp)
+		if i+1 < len(starts) {
+			end = starts[i+1][0]
+		}
+		name, text := emulateHelp[m[2]:m[3]], emulateHelp[m[0]:end]
+		assert.Equal(t, string(sources[i].name), name)
+		for v := range srv.Env(mitokentest.Source(name)) {
+			assert.Contains(t, text, v, "the help of %s", name)
+		}
+	}
+}

@@ -91,8 +91,35 @@ func listNames(conjunction string, extra ...string) string {
 // identityProblem returns the usage error for the identity flag flag ("" for
 // none) on s, or "" when s takes it.
 func (s source) identityProblem(flag string) string {
-	if flag == "" || slices.Contains(s.idFlags, flag) {
+	if flag == "" || s.refuse == "" || slices.Contains(s.idFlags, flag) {
 		return ""
 	}
 	return fmt.Sprintf(s.refuse, flag)
+}
+
+// sourceEnv returns the variables the library reads for the source named
+// name, or for every source when name is none (such as "auto").
+func sourceEnv(name string) []string {
+	if s, ok := lookupSource(name); ok {
+		return s.env
+	}
+	var env []string
+	for _, s := range sources {
+		for _, v := range s.env {
+			if !slices.Contains(env, v) {
+				env = append(env, v)
+			}
+		}
+	}
+	return env
+}
+
+// optionFlag names the flag that stands for the library's identity option,
+// for an *mitoken.ArgumentError that names the option, or returns "".
+func optionFlag(option string) string {
+	i := slices.Index([]string{"WithClientID", "WithObjectID", "WithResourceID"}, option)
+	if i < 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (the library's %s is %s)", option, identityFlags[i])
 }
