@@ -14,27 +14,39 @@ import (
 const emulateHelp = `
 Serves the managed-identity emulator (package mitokentest) on loopback until
 interrupted (Ctrl-C, SIGTERM), and prints on standard output the export lines
-that point a program at the chosen source ("mitoken token" too, for IMDS and
-App Service):
+that point a program, or "mitoken token", at the chosen source:
 
-  IMDS         AZURE_POD_IDENTITY_AUTHORITY_HOST
-  App Service  IDENTITY_ENDPOINT and IDENTITY_HEADER (the emulator's own secret)
-  Arc          IDENTITY_ENDPOINT and IMDS_ENDPOINT; the Arc credential also needs
-               mitoken.WithArcTokenDir(<dir>) in code, as printed on standard error
+  imds              AZURE_POD_IDENTITY_AUTHORITY_HOST
+  appservice        IDENTITY_ENDPOINT and IDENTITY_HEADER (the emulator's own secret)
+  arc               IDENTITY_ENDPOINT and IMDS_ENDPOINT; the Arc credential also
+                    needs mitoken.WithArcTokenDir(<dir>) in code, as printed on
+                    standard error, so "mitoken token" cannot use this one
+  cloudshell        MSI_ENDPOINT
+  azureml           MSI_ENDPOINT, MSI_SECRET (the secret) and
+                    DEFAULT_IDENTITY_CLIENT_ID (the emulated compute's identity)
+  servicefabric     IDENTITY_ENDPOINT (https, with a self-signed certificate),
+                    IDENTITY_HEADER (the secret) and IDENTITY_SERVER_THUMBPRINT
+                    (the certificate's thumbprint, which the credential pins)
+  workloadidentity  AZURE_AUTHORITY_HOST (the emulated Microsoft Entra token
+                    endpoint), AZURE_TENANT_ID, AZURE_CLIENT_ID and
+                    AZURE_FEDERATED_TOKEN_FILE (a file in a temporary directory
+                    that the emulator removes when it stops)
 
-Tokens are JWT-shaped and accepted by nothing but the emulator.`
+--addr places the chosen source; the others get free ports. Tokens are
+JWT-shaped and accepted by nothing but the emulator.`
 
 func runEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("emulate", "[--source imds|appservice|arc] [--addr 127.0.0.1:0]", emulateHelp)
-	source := fs.String("source", "imds", "the protocol to print the environment for: imds, appservice or arc")
+	fs := newFlagSet("emulate", "[--source S] [--addr 127.0.0.1:0]", emulateHelp)
+	source := fs.String("source", "imds", "the protocol to print the environment for: "+sourceNames())
 	addr := fs.String("addr", "127.0.0.1:0", "the loopback address to serve the source on (port 0: any free port)")
 	if code := parse(fs, args, stdout, stderr); code >= 0 {
 		return code
 	}
-	src := mitokentest.Source(*source)
-	if !slices.Contains([]mitokentest.Source{mitokentest.IMDS, mitokentest.AppService, mitokentest.Arc}, src) {
-		return usageError(fs, stderr, fmt.Sprintf("--source %q is not one of imds, appservice and arc", *source))
+	s, ok := lookupSource(*source)
+	if !ok {
+		return usageError(fs, stderr, badSource(*source))
 	}
+	src := s.name
 	if msg := checkLoopback(*addr); msg != "" {
 		return usageError(fs, stderr, msg)
 	}

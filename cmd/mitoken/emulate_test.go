@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -80,28 +83,50 @@ func (e *emulation) stop(t *testing.T) int {
 	}
 }
 
-func TestEmulate(t *testing.T) {
-	tests := []struct {
-		source  mitokentest.Source
-		names   []string
-		newCred func(t *testing.T, e *emulation, opts ...mitoken.Option) (mitoken.Credential, error)
-	}{
-		{mitokentest.IMDS, []string{"AZURE_POD_IDENTITY_AUTHORITY_HOST"},
-			func(_ *testing.T, _ *emulation, opts ...mitoken.Option) (mitoken.Credential, error) {
-				return mitoken.NewIMDS(opts...)
-			}},
-		{mitokentest.AppService, []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER"},
-			func(_ *testing.T, _ *emulation, opts ...mitoken.Option) (mitoken.Credential, error) {
-				return mitoken.NewAppService(opts...)
-			}},
-		{mitokentest.Arc, []string{"IDENTITY_ENDPOINT", "IMDS_ENDPOINT"},
-			func(t *testing.T, e *emulation, opts ...mitoken.Option) (mitoken.Credential, error) {
-				m := regexp.MustCompile(`mitoken\.WithArcTokenDir\("([^"]+)"\)`).FindStringSubmatch(e.stderr.String())
-				require.NotNil(t, m, "stderr names the token directory: %s", e.stderr.String())
-				return mitoken.NewArc(append(opts, mitoken.WithArcTokenDir(m[1]))...)
-			}},
+// emulated lists, for each source, the variables that emulate prints and
+// the one that holds the endpoint's address.
+var emulated = []struct {
+	source   mitokentest.Source
+	names    []string
+	endpoint string
+}{
+	{mitokentest.IMDS, []string{"AZURE_POD_IDENTITY_AUTHORITY_HOST"}, "AZURE_POD_IDENTITY_AUTHORITY_HOST"},
+	{mitokentest.AppService, []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER"}, "IDENTITY_ENDPOINT"},
+	{mitokentest.Arc, []string{"IDENTITY_ENDPOINT", "IMDS_ENDPOINT"}, "IDENTITY_ENDPOINT"},
+	{mitokentest.CloudShell, []string{"MSI_ENDPOINT"}, "MSI_ENDPOINT"},
+	{mitokentest.AzureML, []string{"MSI_ENDPOINT", "MSI_SECRET", "DEFAULT_IDENTITY_CLIENT_ID"}, "MSI_ENDPOINT"},
+	{mitokentest.ServiceFabric, []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT"}, "IDENTITY_ENDPOINT"},
+	{mitokentest.WorkloadIdentity, []string{"AZURE_AUTHORITY_HOST", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_TENANT_ID"},
+		"AZURE_AUTHORITY_HOST"},
+}
+
+// emulatedToken gets a token for vault from the source that e serves, with
+// e's variables exported: through "mitoken token", or for Arc, whose
+// credential also needs the key directory that emulate prints, through
+// mitoken.NewArc.
+func emulatedToken(t *testing.T, e *emulation, src mitokentest.Source) {
+	t.Helper()
+	var tok string
+	if src == mitokentest.Arc {
+		m := regexp.MustCompile(`mitoken\.WithArcTokenDir\("([^"]+)"\)`).FindStringSubmatch(e.stderr.String())
+		require.NotNil(t, m, "stderr names the token directory: %s", e.stderr.String())
+		cred, err := mitoken.NewArc(mitoken.WithArcTokenDir(m[1]), mitoken.WithCache(mitoken.NewCache()))
+		require.NoError(t, err)
+		got, err := cred.GetToken(t.Context(), vault)
+		require.NoError(t, err)
+		tok = got.AccessToken
+	} else {
+		code, stdout, stderr := runCmd(t, "token", "--source", string(src), "--resource", vault, "--output", "raw")
+		require.Equal(t, 0, code, stderr)
+		tok = strings.TrimSuffix(stdout, "\n")
 	}
-	for _, tc := range tests {
+	claims, err := mitokentest.DecodeClaims(tok)
+	require.NoError(t, err)
+	assert.Equal(t, vault, claims.Audience)
+}
+
+func TestEmulate(t *testing.T) {
+	for _, tc := range emulated {
 		t.Run(string(tc.source), func(t *testing.T) {
 			e := startEmulate(t, len(tc.names), "--source", string(tc.source))
 			for _, name := range tc.names {
@@ -109,44 +134,66 @@ func TestEmulate(t *testing.T) {
 				t.Setenv(name, e.env[name])
 			}
 			assert.Len(t, e.env, len(tc.names))
-
-			cred, err := tc.newCred(t, e, mitoken.WithCache(mitoken.NewCache()))
-			require.NoError(t, err)
-			tok, err := cred.GetToken(t.Context(), vault)
-			require.NoError(t, err)
-			claims, err := mitokentest.DecodeClaims(tok.AccessToken)
-			require.NoError(t, err)
-			assert.Equal(t, vault, claims.Audience)
+			emulatedToken(t, e, tc.source)
 
 			assert.Equal(t, 0, e.stop(t))
 			assert.Contains(t, e.stderr.String(), "mitoken emulate: serving "+string(tc.source))
 			assert.Contains(t, e.stderr.String(), "mitoken emulate: stopped")
 			assertNoToken(t, e.stderr.String())
 
-			host := e.env["IDENTITY_ENDPOINT"]
-			if tc.source == mitokentest.IMDS {
-				host = e.env["AZURE_POD_IDENTITY_AUTHORITY_HOST"]
+			// Stopped: nothing listens any more, and the federated token
+			// file is gone.
+			for name, value := range e.env {
+				if u, err := url.Parse(value); err == nil && u.Host != "" {
+					_, err = net.Dial("tcp", u.Host)
+					assert.Error(t, err, "the emulator stopped listening at %s", name)
+				}
+				if filepath.IsAbs(value) {
+					_, err := os.Stat(value)
+					assert.ErrorIs(t, err, fs.ErrNotExist, "the emulator removed %s", name)
+				}
 			}
-			u, err := url.Parse(host)
-			require.NoError(t, err)
-			_, err = net.Dial("tcp", u.Host)
-			assert.Error(t, err, "the emulator stopped listening")
 		})
 	}
 }
 
 func TestEmulateAtAnAddress(t *testing.T) {
-	addr := closedLoopbackAddr()
-	e := startEmulate(t, 1, "--addr", addr)
-	assert.Equal(t, "http://"+addr, e.env["AZURE_POD_IDENTITY_AUTHORITY_HOST"])
+	for _, tc := range emulated {
+		t.Run(string(tc.source), func(t *testing.T) {
+			addr := closedLoopbackAddr()
+			e := startEmulate(t, len(tc.names), "--source", string(tc.source), "--addr", addr)
+			u, err := url.Parse(e.env[tc.endpoint])
+			require.NoError(t, err)
+			assert.Equal(t, addr, u.Host)
 
-	code, stdout, stderr := runCmd(t, "emulate", "--addr", addr)
-	assert.Equal(t, 1, code, "the address is taken")
-	assert.Empty(t, stdout)
-	assert.Contains(t, stderr, "listening for imds on "+addr)
+			code, stdout, stderr := runCmd(t, "emulate", "--source", string(tc.source), "--addr", addr)
+			assert.Equal(t, 1, code, "the address is taken")
+			assert.Empty(t, stdout)
+			assert.Contains(t, stderr, "listening for "+string(tc.source)+" on "+addr)
 
-	t.Setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", e.env["AZURE_POD_IDENTITY_AUTHORITY_HOST"])
-	code, _, stderr = runCmd(t, "token", "--resource", vault, "--output", "raw")
-	assert.Equal(t, 0, code, stderr)
-	assert.Equal(t, 0, e.stop(t))
+			for _, name := range tc.names {
+				t.Setenv(name, e.env[name])
+			}
+			emulatedToken(t, e, tc.source)
+			assert.Equal(t, 0, e.stop(t))
+		})
+	}
+}
+
+// emulate's help lists every source with the variables that it prints.
+func TestEmulateHelpNamesTheVariables(t *testing.T) {
+	srv := mitokentest.NewTestServer(t)
+	starts := regexp.MustCompile(`(?m)^  ([a-z]+) {2,}`).FindAllStringSubmatchIndex(emulateHelp, -1)
+	require.Len(t, starts, len(sources), "a paragraph for each source")
+	for i, m := range starts {
+		end := len(emulateHelp)
+		if i+1 < len(starts) {
+			end = starts[i+1][0]
+		}
+		name, text := emulateHelp[m[2]:m[3]], emulateHelp[m[0]:end]
+		assert.Equal(t, string(sources[i].name), name)
+		for v := range srv.Env(mitokentest.Source(name)) {
+			assert.Contains(t, text, v, "the help of %s", name)
+		}
+	}
 }

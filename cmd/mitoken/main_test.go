@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"regexp"
@@ -10,18 +11,29 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"go.uber.org/goleak"
 )
 
 // TestMain follows the project rule for every test package: the IMDS host
 // override points at a closed loopback port, so nothing reaches
 // 169.254.169.254. The other managed-identity variables are cleared so the
-// host's own environment cannot change what the tests see.
+// host's own environment cannot change what the tests see. After the tests
+// it checks that no goroutine outlived them.
 func TestMain(m *testing.M) {
 	os.Setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://"+closedLoopbackAddr())
-	for _, name := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IMDS_ENDPOINT", "MSI_ENDPOINT", "MSI_SECRET", "AZURE_CLIENT_ID"} {
+	for _, name := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
+		"MSI_ENDPOINT", "MSI_SECRET", "DEFAULT_IDENTITY_CLIENT_ID", "AZURE_CLIENT_ID",
+		"AZURE_FEDERATED_TOKEN_FILE", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST"} {
 		os.Unsetenv(name)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak: goroutines outlived the tests:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // closedLoopbackAddr returns a loopback address on which nothing listens.
@@ -94,10 +106,13 @@ func TestUsage(t *testing.T) {
 		{name: "Arc has no user-assigned identity", args: []string{"token", "--resource", "r", "--source", "arc", "--resource-id", "x"}, code: 2,
 			stderr: "remove --resource-id"},
 		{name: "an unknown output", args: []string{"token", "--resource", "r", "--output", "xml"}, code: 2, stderr: `--output "xml" is not one of`},
-		{name: "an unknown token source", args: []string{"token", "--resource", "r", "--source", "gcp"}, code: 2, stderr: `--source "gcp" is not one of`},
+		{name: "an unknown token source", args: []string{"token", "--resource", "r", "--source", "gcp"}, code: 2,
+			stderr: `--source "gcp" is not one of auto, imds, appservice, arc, cloudshell, azureml, servicefabric and workloadidentity`},
 		{name: "a zero timeout", args: []string{"token", "--resource", "r", "--timeout", "0s"}, code: 2, stderr: "--timeout must be positive"},
 		{name: "a resource with a space", args: []string{"token", "--resource", "a b", "--source", "imds"}, code: 2, stderr: "invalid resource"},
-		{name: "an unknown emulated source", args: []string{"emulate", "--source", "gcp"}, code: 2, stderr: `--source "gcp" is not one of`},
+		{name: "an unknown emulated source", args: []string{"emulate", "--source", "gcp"}, code: 2,
+			stderr: `--source "gcp" is not one of imds, appservice, arc, cloudshell, azureml, servicefabric and workloadidentity`},
+		{name: "emulate cannot serve auto", args: []string{"emulate", "--source", "auto"}, code: 2, stderr: `--source "auto" is not one of imds,`},
 		{name: "emulate refuses a non-loopback address", args: []string{"emulate", "--addr", "0.0.0.0:0"}, code: 2, stderr: "is not a loopback address"},
 		{name: "emulate refuses an address without a port", args: []string{"emulate", "--addr", "127.0.0.1"}, code: 2, stderr: "is not host:port"},
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -24,8 +25,8 @@ func setEnv(t *testing.T, srv *mitokentest.Server, source mitokentest.Source) {
 }
 
 // The Arc credential also needs the emulator's key directory, which no
-// environment variable can give, so token is tested here against IMDS and
-// App Service; Arc through emulate is in emulate_test.go.
+// environment variable can give, so token is tested here against every
+// source but Arc; Arc through emulate is in emulate_test.go.
 func TestTokenFromTheEnvironment(t *testing.T) {
 	user := mitokentest.Identity{ClientID: "11111111-1111-1111-1111-111111111111", ObjectID: "22222222-2222-2222-2222-222222222222",
 		ResourceID: "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u"}
@@ -43,6 +44,17 @@ func TestTokenFromTheEnvironment(t *testing.T) {
 		{name: "IMDS with --client-id", source: mitokentest.IMDS, args: []string{"--resource", vault, "--client-id", user.ClientID}, want: user},
 		{name: "IMDS with --object-id", source: mitokentest.IMDS, args: []string{"--resource", vault, "--object-id", user.ObjectID}, want: user},
 		{name: "App Service with --resource-id", source: mitokentest.AppService, args: []string{"--resource", vault, "--resource-id", user.ResourceID}, want: user},
+		{name: "auto finds Cloud Shell", source: mitokentest.CloudShell, args: []string{"--resource", vault}},
+		{name: "an explicit cloudshell", source: mitokentest.CloudShell, args: []string{"--resource", vault, "--source", "cloudshell"}},
+		{name: "auto finds Azure ML", source: mitokentest.AzureML, args: []string{"--resource", vault}},
+		{name: "an explicit azureml", source: mitokentest.AzureML, args: []string{"--resource", vault, "--source", "azureml"}},
+		{name: "Azure ML with --client-id", source: mitokentest.AzureML, args: []string{"--resource", vault, "--client-id", user.ClientID}, want: user},
+		{name: "auto finds Service Fabric", source: mitokentest.ServiceFabric, args: []string{"--resource", vault}},
+		{name: "an explicit servicefabric", source: mitokentest.ServiceFabric, args: []string{"--resource", vault, "--source", "servicefabric"}},
+		{name: "auto finds workload identity", source: mitokentest.WorkloadIdentity, args: []string{"--resource", vault}},
+		{name: "an explicit workloadidentity", source: mitokentest.WorkloadIdentity, args: []string{"--resource", vault, "--source", "workloadidentity"}},
+		{name: "workload identity with --client-id", source: mitokentest.WorkloadIdentity,
+			args: []string{"--resource", vault, "--source", "workloadidentity", "--client-id", user.ClientID}, want: user},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,7 +84,12 @@ func TestTokenFromTheEnvironment(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, vault, claims.Audience)
 			assert.Equal(t, want.ObjectID, claims.ObjectID)
-			assert.Equal(t, want.ClientID, out.ClientID)
+			assert.Equal(t, want.ClientID, claims.AppID)
+			if tc.source == mitokentest.ServiceFabric || tc.source == mitokentest.WorkloadIdentity {
+				assert.Empty(t, out.ClientID, "the endpoint does not name the client")
+			} else {
+				assert.Equal(t, want.ClientID, out.ClientID)
+			}
 			assert.Equal(t, string(tc.source), out.Source)
 			assert.Equal(t, "Bearer", out.TokenType)
 			assert.Equal(t, vault, out.Resource)
@@ -165,4 +182,127 @@ func TestTokenFailures(t *testing.T) {
 		assert.NotEmpty(t, stdout)
 		assert.Equal(t, 1, srv.Requests(mitokentest.IMDS))
 	})
+}
+
+// An identity flag that the source does not take is a usage error, whether
+// --source names the source or auto finds it, and no request is sent.
+func TestTokenIdentityFlags(t *testing.T) {
+	tests := []struct {
+		source mitokentest.Source
+		flag   string
+		want   string
+	}{
+		{mitokentest.Arc, "--client-id", "Azure Arc serves only the machine's system-assigned identity; remove --client-id"},
+		{mitokentest.Arc, "--object-id", "Azure Arc serves only the machine's system-assigned identity; remove --object-id"},
+		{mitokentest.CloudShell, "--client-id", "Azure Cloud Shell serves only its own identity (the signed-in user's); remove --client-id"},
+		{mitokentest.CloudShell, "--resource-id", "Azure Cloud Shell serves only its own identity (the signed-in user's); remove --resource-id"},
+		{mitokentest.ServiceFabric, "--client-id", "Service Fabric serves only the identity that the application's manifest assigns; remove --client-id"},
+		{mitokentest.ServiceFabric, "--object-id", "Service Fabric serves only the identity that the application's manifest assigns; remove --object-id"},
+		{mitokentest.AzureML, "--object-id", "Azure ML selects a user-assigned identity by client ID only; use --client-id instead of --object-id"},
+		{mitokentest.AzureML, "--resource-id", "Azure ML selects a user-assigned identity by client ID only; use --client-id instead of --resource-id"},
+		{mitokentest.WorkloadIdentity, "--object-id",
+			"a workload identity is named by its client ID only; use --client-id (or AZURE_CLIENT_ID) instead of --object-id"},
+		{mitokentest.WorkloadIdentity, "--resource-id",
+			"a workload identity is named by its client ID only; use --client-id (or AZURE_CLIENT_ID) instead of --resource-id"},
+	}
+	for _, tc := range tests {
+		for _, auto := range []bool{false, true} {
+			name := string(tc.source) + " " + tc.flag
+			args := []string{"token", "--resource", vault, tc.flag, "33333333-3333-3333-3333-333333333333"}
+			want := tc.want
+			if auto {
+				name += " found by auto"
+				want = "--source auto chose " + string(tc.source) + " from the environment: " + want
+			} else {
+				args = append(args, "--source", string(tc.source))
+			}
+			t.Run(name, func(t *testing.T) {
+				srv := mitokentest.NewTestServer(t)
+				setEnv(t, srv, tc.source)
+				code, stdout, stderr := runCmd(t, args...)
+				assert.Equal(t, 2, code, stderr)
+				assert.Empty(t, stdout)
+				assert.Contains(t, stderr, "mitoken token: "+want+"\n")
+				assert.Contains(t, stderr, "Usage: mitoken token")
+				assert.NotContains(t, stderr, srv.Secret())
+				assert.Equal(t, 0, srv.Requests(tc.source))
+			})
+		}
+	}
+
+	// When New cannot build the credential without the flag, the library
+	// refuses it, and the hint names the flag for its option.
+	t.Run("auto, workload identity without AZURE_CLIENT_ID", func(t *testing.T) {
+		srv := mitokentest.NewTestServer(t)
+		setEnv(t, srv, mitokentest.WorkloadIdentity)
+		t.Setenv("AZURE_CLIENT_ID", "")
+		code, stdout, stderr := runCmd(t, "token", "--resource", vault, "--object-id", "33333333-3333-3333-3333-333333333333")
+		assert.Equal(t, 2, code, stderr)
+		assert.Empty(t, stdout)
+		assert.Contains(t, stderr, "tried the auto source: mitoken: invalid WithObjectID: a workload identity is named by its client ID")
+		assert.Contains(t, stderr, "Check the flags (the library's WithObjectID is --object-id) and the managed-identity environment variables")
+		assert.Equal(t, 0, srv.Requests(mitokentest.WorkloadIdentity))
+	})
+}
+
+// An endpoint's error is reported with its status, never with the secret
+// (or, for workload identity, the federated token) that it echoes.
+func TestTokenEndpointErrorsHideSecrets(t *testing.T) {
+	for _, src := range []mitokentest.Source{mitokentest.AppService, mitokentest.AzureML, mitokentest.ServiceFabric, mitokentest.WorkloadIdentity} {
+		t.Run(string(src), func(t *testing.T) {
+			srv := mitokentest.NewTestServer(t)
+			setEnv(t, srv, src)
+			secret := srv.Secret()
+			if src == mitokentest.WorkloadIdentity {
+				b, err := os.ReadFile(srv.FederatedTokenFile())
+				require.NoError(t, err)
+				secret = string(b)
+			}
+			srv.Script(src, mitokentest.Response{Status: 400,
+				Body: `{"error":"invalid_request","error_description":"bad request, secret ` + secret + `","message":"bad request, secret ` + secret + `"}`})
+			code, stdout, stderr := runCmd(t, "token", "--resource", vault, "--source", string(src))
+			assert.Equal(t, 1, code, stderr)
+			assert.Empty(t, stdout)
+			assert.Contains(t, stderr, "tried the "+string(src)+" source")
+			assert.Contains(t, stderr, "HTTP 400")
+			assert.NotContains(t, stderr, secret)
+			assertNoToken(t, stderr)
+		})
+	}
+}
+
+// The order that token's help gives for --source auto is mitoken.New's:
+// with the variables of a source and of every source after it set, auto
+// takes that source.
+func TestTokenHelpGivesTheDetectionOrder(t *testing.T) {
+	if _, err := os.Stat("/opt/azcmagent/bin/himds"); err == nil {
+		t.Skip("the Arc agent is installed here, so auto would choose Arc before IMDS")
+	}
+	var order []string
+	for _, m := range regexp.MustCompile(`(?m)^ +\d\. (\w+) `).FindAllStringSubmatch(tokenHelp, -1) {
+		order = append(order, m[1])
+	}
+	require.Len(t, order, len(sources), "the help numbers every source")
+	for i, name := range order {
+		t.Run(name, func(t *testing.T) {
+			srv := mitokentest.NewTestServer(t)
+			for j := len(order) - 1; j >= i; j-- { // this source's values last, where variables are shared
+				setEnv(t, srv, mitokentest.Source(order[j]))
+			}
+			code, stdout, stderr := runCmd(t, "token", "--resource", vault)
+			if name == string(mitokentest.Arc) {
+				// Arc also needs the emulator's key directory, which the
+				// environment cannot give; the failure names the source.
+				assert.NotEqual(t, 0, code)
+				assert.Contains(t, stderr, "tried the arc source")
+				return
+			}
+			require.Equal(t, 0, code, stderr)
+			var out struct {
+				Source string `json:"source"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(stdout), &out))
+			assert.Equal(t, name, out.Source)
+		})
+	}
 }
