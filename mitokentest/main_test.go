@@ -2,44 +2,23 @@ package mitokentest_test
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
+
+	"github.com/mitoken/mitoken/internal/testmain"
 )
 
-// TestMain points the IMDS host override at a closed loopback port, so a
-// test that forgets its endpoint fails on loopback instead of reaching out
-// to 169.254.169.254. It is the only TestMain of this directory.
-func TestMain(m *testing.M) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	os.Setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://"+addr)
-	code := m.Run()
-	if code == 0 {
-		// Idle keep-alive connections are not leaks: close them so that their
-		// read and write loops end before the check.
-		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak: goroutines outlived the tests:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+// TestMain runs the project's test rules (package internal/testmain): no
+// test reaches 169.254.169.254, and no goroutine outlives the tests. It is
+// the only TestMain of this directory.
+func TestMain(m *testing.M) { testmain.Main(m) }
 
 const vault = "https://vault.azure.net"
 

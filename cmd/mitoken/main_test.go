@@ -2,50 +2,23 @@ package main
 
 import (
 	"bytes"
-	"fmt"
-	"net"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	"go.uber.org/goleak"
+
+	"github.com/mitoken/mitoken/internal/testmain"
 )
 
-// TestMain follows the project rule for every test package: the IMDS host
-// override points at a closed loopback port, so nothing reaches
-// 169.254.169.254. The other managed-identity variables are cleared so the
-// host's own environment cannot change what the tests see. After the tests
-// it checks that no goroutine outlived them.
-func TestMain(m *testing.M) {
-	os.Setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://"+closedLoopbackAddr())
-	for _, name := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
-		"MSI_ENDPOINT", "MSI_SECRET", "DEFAULT_IDENTITY_CLIENT_ID", "AZURE_CLIENT_ID",
-		"AZURE_FEDERATED_TOKEN_FILE", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST"} {
-		os.Unsetenv(name)
-	}
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak: goroutines outlived the tests:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+// TestMain runs the project's test rules (package internal/testmain): no
+// test reaches 169.254.169.254, the host's managed-identity variables are
+// cleared, and no goroutine outlives the tests.
+func TestMain(m *testing.M) { testmain.Main(m) }
 
 // closedLoopbackAddr returns a loopback address on which nothing listens.
-func closedLoopbackAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+var closedLoopbackAddr = testmain.ClosedLoopbackAddr
 
 // runCmd runs the command in-process and returns its exit code and output.
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
