@@ -684,11 +684,16 @@ func runFaultRow(t *testing.T, row faultRow, src string) {
 	// Secret hygiene across everything this row produced.
 	logTexts := logs.store.texts()
 	secrets := append([]string{faultAccessToken, faultSecret, outsideKey}, f.arcKeys()...)
+	masks := make([]string, 0, 2*len(secrets))
+	for i, s := range secrets {
+		masks = append(masks, s, fmt.Sprintf("<SECRET %d>", i+1))
+	}
+	mask := strings.NewReplacer(masks...)
 	for _, text := range append(found.texts, logTexts...) {
-		for _, s := range secrets {
-			if strings.Contains(text, s) {
-				t.Errorf("a secret leaked: %q", text)
-			}
+		// The report shows where, with the secrets masked: test output
+		// never holds one either.
+		if masked := mask.Replace(text); masked != text {
+			t.Errorf("a secret leaked: %q", masked)
 		}
 		assert.NotContains(t, text, "client_id=", "no query string")
 	}
